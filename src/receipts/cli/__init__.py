@@ -1,0 +1,229 @@
+"""``receipts`` command line: a thin layer over the library.
+
+Output is JSON (JSON Lines for receipts). Errors go to stderr as one JSON object
+``{"code", "message", "errors": [{"pointer", "message"}]}``; exit codes: 0 ok, 1 rejected
+(validation, conflict, not found), 2 usage. Errors are mapped to exit codes here only.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+import orjson
+
+from ..errors import ReceiptsError, UsageError
+from ..ledger import DEFAULT_DB, Ledger
+from ..model import PRODUCERS, Receipt
+from .jsonin import read_batches
+
+
+def _out(value: Any) -> None:
+    sys.stdout.buffer.write(orjson.dumps(value) + b"\n")
+
+
+def _out_pretty(value: Any) -> None:
+    sys.stdout.buffer.write(orjson.dumps(value, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def _out_receipts(receipts: Iterable[Receipt]) -> None:
+    write = sys.stdout.buffer.write
+    for receipt in receipts:
+        write(receipt.to_json() + b"\n")
+    sys.stdout.flush()
+
+
+def _fail(error: ReceiptsError) -> NoReturn:
+    sys.stdout.flush()
+    sys.stderr.buffer.write(orjson.dumps(error.to_dict()) + b"\n")
+    sys.stderr.flush()
+    sys.exit(error.exit_code)
+
+
+class _Context:
+    def __init__(self, db: str, catalogs: tuple[str, ...]) -> None:
+        self.db = db
+        self.catalogs = catalogs
+        self._ledger: Ledger | None = None
+
+    @property
+    def ledger(self) -> Ledger:
+        if self._ledger is None:
+            self._ledger = Ledger.open(self.db, catalog_files=self.catalogs)
+        return self._ledger
+
+    def close(self) -> None:
+        if self._ledger is not None:
+            self._ledger.close()
+
+
+pass_ctx = click.make_pass_decorator(_Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--db",
+    envvar="RECEIPTS_DB",
+    default=DEFAULT_DB,
+    show_default=True,
+    help="Ledger database: a path or sqlite:///PATH (env RECEIPTS_DB).",
+)
+@click.option(
+    "--catalog",
+    "catalogs",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Extra catalog file (your own domains and types); repeatable.",
+)
+@click.version_option(package_name="receipts")
+@click.pass_context
+def cli(ctx: click.Context, db: str, catalogs: tuple[str, ...]) -> None:
+    """A verifiable receipts ledger."""
+    extra = tuple(p for p in os.environ.get("RECEIPTS_CATALOG", "").split(os.pathsep) if p)
+    ctx.obj = _Context(db, extra + catalogs)
+    ctx.call_on_close(ctx.obj.close)
+
+
+@cli.command()
+@pass_ctx
+def init(c: _Context) -> None:
+    """Create the ledger (or migrate it to this version)."""
+    _out({"db": c.ledger.store.url, "receipts": c.ledger.size()})
+
+
+@cli.command()
+@pass_ctx
+def demo(c: _Context) -> None:
+    """Record a multi-domain story and print a short summary."""
+    from .demo import run_demo
+
+    run_demo(c.ledger)
+
+
+@cli.command()
+@click.argument("file", default="-")
+@click.option(
+    "--producer",
+    type=click.Choice(PRODUCERS),
+    default="service_role_pipeline",
+    show_default=True,
+    help="Write as this producer.",
+)
+@click.option("--batch-size", default=1000, show_default=True, help="JSON Lines per commit.")
+@pass_ctx
+def append(c: _Context, file: str, producer: str, batch_size: int) -> None:
+    """Append receipts from FILE or stdin: a JSON object, an array (one atomic batch), or JSON
+    Lines (committed in batches as they stream in; each receipt is printed once committed)."""
+    if file == "-":
+        fd, handle = sys.stdin.fileno(), None
+    else:
+        try:
+            handle = open(file, "rb")  # noqa: SIM115 - closed below, after streaming
+        except OSError as exc:
+            raise UsageError(f"cannot read {file}: {exc.strerror}") from None
+        fd = handle.fileno()
+    try:
+        for batch in read_batches(fd, max(1, batch_size)):
+            _out_receipts(c.ledger.append_batch(batch.items, producer=producer, pointers=batch.pointers))
+    finally:
+        if handle is not None:
+            handle.close()
+
+
+@cli.command()
+@click.argument("receipt_id")
+@pass_ctx
+def get(c: _Context, receipt_id: str) -> None:
+    """Print the receipt with this id."""
+    _out_receipts([c.ledger.get(receipt_id)])
+
+
+@cli.command()
+@click.argument("entity")
+@pass_ctx
+def history(c: _Context, entity: str) -> None:
+    """Every receipt about ENTITY (TYPE:ID), all revisions, in seq order."""
+    _out_receipts(c.ledger.history(entity))
+
+
+@cli.command()
+@click.argument("correlation_id")
+@pass_ctx
+def trace(c: _Context, correlation_id: str) -> None:
+    """Every receipt with this payload correlation_id, in seq order."""
+    _out_receipts(c.ledger.trace(correlation_id))
+
+
+@cli.command()
+@click.option("--domain")
+@click.option("--event-type")
+@click.option("--entity", help="TYPE:ID")
+@click.option("--correlation-id")
+@click.option("--since", help="occurred_at >= this RFC 3339 time")
+@click.option("--until", help="occurred_at < this RFC 3339 time")
+@click.option("--after", type=click.IntRange(min=-1), help="only seq > AFTER (cursor)")
+@click.option("--limit", type=click.IntRange(min=0), help="at most N receipts")
+@pass_ctx
+def query(c: _Context, **filters: Any) -> None:
+    """Receipts matching every filter, in seq order."""
+    _out_receipts(c.ledger.query(**filters))
+
+
+@cli.command()
+@click.argument("entity")
+@click.option("--include-voided", is_flag=True, help="Also show logical events whose head is a void.")
+@pass_ctx
+def current(c: _Context, entity: str, include_voided: bool) -> None:
+    """The current view of ENTITY: the latest revision of each logical event."""
+    _out_receipts(c.ledger.current(entity, include_voided=include_voided))
+
+
+@cli.group()
+def catalog() -> None:
+    """The event catalog."""
+
+
+@catalog.command("list")
+@click.option("--domain")
+@pass_ctx
+def catalog_list(c: _Context, domain: str | None) -> None:
+    """JSON array of {domain, event_type, entity_types, writers, required}."""
+    _out_pretty([t.summary() for t in c.ledger.catalog.list(domain)])
+
+
+@catalog.command("show")
+@click.argument("event_type")
+@pass_ctx
+def catalog_show(c: _Context, event_type: str) -> None:
+    """The payload JSON Schema of EVENT_TYPE."""
+    _out_pretty(c.ledger.catalog.get(event_type).schema())
+
+
+@catalog.command("export")
+@click.argument("directory", type=click.Path(file_okay=False))
+@pass_ctx
+def catalog_export(c: _Context, directory: str) -> None:
+    """Write DIRECTORY/<event_type>.schema.json for every type, plus index.json."""
+    written = c.ledger.catalog.export(directory)
+    _out({"directory": str(Path(directory)), "files": len(written)})
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: maps every error to its JSON report and exit code."""
+    try:
+        cli.main(args=argv, prog_name="receipts", standalone_mode=False)
+    except ReceiptsError as error:
+        _fail(error)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.Abort:
+        sys.exit(130)
+    except click.ClickException as error:  # usage errors: bad option, missing argument
+        _fail(UsageError(error.format_message()))
+    except BrokenPipeError:  # e.g. `receipts query | head`
+        sys.stderr.close()
+        sys.exit(0)

@@ -1,0 +1,115 @@
+"""Reading receipt requests from a file or a pipe: one JSON object, a JSON array (one atomic
+batch), or JSON Lines committed in batches as they stream in (``tail -f x.jsonl | receipts
+append -``): a batch is flushed when it is full or when no further line is waiting."""
+
+from __future__ import annotations
+
+import os
+import select
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ..errors import ErrorDetail, ValidationError
+
+MAX_BATCH = 1000
+_IDLE_SECONDS = 0.05
+
+
+@dataclass
+class Batch:
+    items: list[Any]
+    pointers: list[str]  # JSON pointer prefix of each item in the input
+
+
+class _Lines:
+    """Lines from a file descriptor, knowing whether another line is ready without blocking."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buf = b""
+        self.eof = False
+
+    def _fill(self, timeout: float | None) -> bool:
+        if self.eof:
+            return False
+        readable, _, _ = select.select([self.fd], [], [], timeout)
+        if not readable:
+            return False
+        chunk = os.read(self.fd, 1 << 16)
+        if not chunk:
+            self.eof = True
+        self.buf += chunk
+        return True
+
+    def ready(self) -> bool:
+        while b"\n" not in self.buf and not self.eof:
+            if not self._fill(_IDLE_SECONDS):
+                return False
+        return bool(self.buf) or not self.eof
+
+    def readline(self) -> bytes | None:
+        while b"\n" not in self.buf and not self.eof:
+            self._fill(None)
+        if not self.buf:
+            return None
+        line, sep, rest = self.buf.partition(b"\n")
+        self.buf = rest
+        return line + sep
+
+    def rest(self) -> bytes:
+        while not self.eof:
+            self._fill(None)
+        data, self.buf = self.buf, b""
+        return data
+
+
+def _parse(data: bytes, pointer: str, where: str) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ValidationError(
+            f"malformed JSON {where}", [ErrorDetail(pointer, f"not valid JSON: {exc}")]
+        ) from None
+
+
+def read_batches(fd: int, max_batch: int = MAX_BATCH) -> Iterator[Batch]:
+    """Batches of requests from ``fd``, in input order."""
+    lines = _Lines(fd)
+    first, skipped = lines.readline(), 0
+    while first is not None and not first.strip():
+        first, skipped = lines.readline(), skipped + 1
+    if first is None:
+        return
+    head = first.lstrip()
+    if head.startswith(b"["):
+        items = _parse(first + lines.rest(), "", "in the input array")
+        yield Batch(items, [f"/{i}" for i in range(len(items))])
+        return
+    try:
+        item = orjson.loads(first)
+    except orjson.JSONDecodeError:  # not one object per line: one (pretty-printed) document
+        yield Batch([_parse(first + lines.rest(), "", "in the input")], [""])
+        return
+    yield from _json_lines(lines, item, skipped + 1, max_batch)
+
+
+def _json_lines(lines: _Lines, first: Any, number: int, max_batch: int) -> Iterator[Batch]:
+    """``number`` is the 1-based line number of ``first``; pointers are 0-based line indexes."""
+    batch = Batch([first], [f"/{number - 1}"])
+    while True:
+        if batch.items and (len(batch.items) >= max_batch or not lines.ready()):
+            yield batch
+            batch = Batch([], [])
+        line = lines.readline()
+        if line is None:
+            break
+        number += 1
+        if line.strip():
+            pointer = f"/{number - 1}"
+            batch.items.append(_parse(line, pointer, f"on line {number}"))
+            batch.pointers.append(pointer)
+    if batch.items:
+        yield batch

@@ -1,0 +1,124 @@
+"""Every error `receipts` raises, under one root.
+
+Each class carries a stable ``code`` (for programs), an ``http_status`` (for the API)
+and an ``exit_code`` (for the CLI), so both edges map errors in exactly one place.
+
+    ReceiptsError
+    ├── UsageError                  bad arguments or configuration       400 / exit 2
+    ├── ValidationError             a request breaks the catalog          422 / exit 1
+    ├── ConflictError               the ledger's state says no            409 / exit 1
+    │   ├── IdConflictError         same id, different content
+    │   └── RevisionConflictError   revision does not supersede the head
+    ├── NotFoundError               no such receipt / entity / type       404 / exit 1
+    ├── PermissionDeniedError       the writer may not do this            403 / exit 1
+    ├── CatalogError                a catalog file is malformed           500 / exit 1
+    ├── FormatError                 a note / checkpoint / proof text does not parse   400 / exit 1
+    ├── VerificationError           a signature, proof or hash does not check out     422 / exit 1
+    ├── SigningKeyError             signing keys missing or unusable      500 / exit 1
+    └── StorageError                the database failed (driver errors end here)       503 / exit 1
+        └── AppendOnlyError         an UPDATE/DELETE on the journal was refused
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorDetail:
+    """One problem: a JSON pointer into the request and what was expected there."""
+
+    pointer: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"pointer": self.pointer, "message": self.message}
+
+
+class ReceiptsError(Exception):
+    """Root of every error raised by `receipts`."""
+
+    code: ClassVar[str] = "error"
+    http_status: ClassVar[int] = 500
+    exit_code: ClassVar[int] = 1
+
+    def __init__(self, message: str, errors: list[ErrorDetail] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors: list[ErrorDetail] = list(errors or [])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "message": self.message,
+            "errors": [e.to_dict() for e in self.errors],
+        }
+
+    def diagnostics(self) -> str:
+        """A human-readable account: the message, then one line per problem."""
+        lines = [f"{self.code}: {self.message}"]
+        lines += [f"  {e.pointer or '/'}: {e.message}" for e in self.errors]
+        return "\n".join(lines)
+
+
+class UsageError(ReceiptsError):
+    code = "usage"
+    http_status = 400
+    exit_code = 2
+
+
+class ValidationError(ReceiptsError):
+    code = "validation_failed"
+    http_status = 422
+
+
+class ConflictError(ReceiptsError):
+    code = "conflict"
+    http_status = 409
+
+
+class IdConflictError(ConflictError):
+    code = "id_conflict"
+
+
+class RevisionConflictError(ConflictError):
+    code = "revision_conflict"
+
+
+class NotFoundError(ReceiptsError):
+    code = "not_found"
+    http_status = 404
+
+
+class PermissionDeniedError(ReceiptsError):
+    code = "forbidden"
+    http_status = 403
+
+
+class CatalogError(ReceiptsError):
+    code = "catalog_invalid"
+
+
+class FormatError(ReceiptsError):
+    code = "format_invalid"
+    http_status = 400
+
+
+class VerificationError(ReceiptsError):
+    code = "verification_failed"
+    http_status = 422
+
+
+class SigningKeyError(ReceiptsError):
+    code = "key_error"
+
+
+class StorageError(ReceiptsError):
+    code = "storage_error"
+    http_status = 503
+
+
+class AppendOnlyError(StorageError):
+    code = "append_only"
+    http_status = 500

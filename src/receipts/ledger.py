@@ -1,0 +1,307 @@
+"""The ledger facade: append, revise, query.
+
+Contract:
+- ``append`` MUST NOT return before every receipt it returns is durably committed.
+- A batch is all-or-nothing: if any request is invalid, conflicts or is forbidden, nothing
+  of the batch is written.
+- The only mutations are inserts; a correction is a new receipt that supersedes the head.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import uuid_utils
+
+from .catalog import Catalog
+from .errors import (
+    ConflictError,
+    ErrorDetail,
+    IdConflictError,
+    NotFoundError,
+    RevisionConflictError,
+    ValidationError,
+)
+from .model import Receipt, format_time, normalize_time, normalize_uuid, split_entity
+from .store import open_store
+from .store.base import Query, Store, WriteTxn
+from .validate import Request, Validator
+
+SERVICE_ROLE: Final = "service_role_pipeline"
+DEFAULT_DB: Final = "receipts.db"
+PAGE: Final = 1000
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Ledger:
+    """A receipts ledger over one store and one catalog."""
+
+    def __init__(
+        self,
+        store: Store,
+        catalog: Catalog | None = None,
+        *,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self.store = store
+        self.catalog = catalog or Catalog.load()
+        self.validator = Validator(self.catalog)
+        self._clock = clock
+
+    @classmethod
+    def open(
+        cls, url: str | Path | None = None, *, catalog_files: Iterable[str | Path] = ()
+    ) -> Ledger:
+        """Open (and create or migrate) the ledger at ``url``; default ``$RECEIPTS_DB``."""
+        target = url or os.environ.get("RECEIPTS_DB") or DEFAULT_DB
+        return cls(open_store(str(target)), Catalog.load(catalog_files))
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- writing -------------------------------------------------------------------------------
+
+    def append(self, request: dict[str, Any], *, producer: str = SERVICE_ROLE) -> Receipt:
+        """Validate and durably store one receipt request; returns the stored receipt."""
+        return self._append(self.validator.validate_batch([request], producer, pointers=[""]),
+                            producer, [""])[0]  # fmt: skip
+
+    def append_batch(
+        self,
+        requests: Sequence[dict[str, Any]],
+        *,
+        producer: str = SERVICE_ROLE,
+        pointers: Sequence[str] | None = None,
+    ) -> list[Receipt]:
+        """Store a batch atomically. Pointers in errors start with the request's index
+        (or with ``pointers[i]``, e.g. a line of a JSON Lines file)."""
+        prefixes = list(pointers) if pointers is not None else [f"/{i}" for i in range(len(requests))]
+        valid = self.validator.validate_batch(requests, producer, pointers=prefixes)
+        return self._append(valid, producer, prefixes)
+
+    def amend(self, head_id: str, payload: dict[str, Any], **fields: Any) -> Receipt:
+        return self._revise("amend", head_id, payload, fields)
+
+    def void(self, head_id: str, reason: str, voided_by: str, **fields: Any) -> Receipt:
+        return self._revise("void", head_id, {"void_reason": reason, "voided_by": voided_by}, fields)
+
+    def restate(self, head_id: str, payload: dict[str, Any], **fields: Any) -> Receipt:
+        return self._revise("restate", head_id, payload, fields)
+
+    def _revise(self, op: str, head_id: str, payload: dict[str, Any], fields: dict[str, Any]) -> Receipt:
+        producer = fields.pop("producer", SERVICE_ROLE)
+        head = self.get(head_id)
+        request = {
+            "domain": head.domain,
+            "event_type": head.event_type,
+            "entity_type": head.entity_type,
+            "entity_id": head.entity_id,
+            "owner_user_id": head.owner_user_id,
+            **fields,
+            "op": op,
+            "supersedes_id": head.id,
+            "payload": payload,
+        }
+        return self.append(request, producer=producer)
+
+    def _append(self, valid: list[Request], producer: str, pointers: list[str]) -> list[Receipt]:
+        with self.store.write() as txn:
+            return _Batch(txn, producer, format_time(self._clock())).run(valid, pointers)
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def get(self, receipt_id: str) -> Receipt:
+        try:
+            key = normalize_uuid(receipt_id)
+        except ValueError:
+            raise NotFoundError(
+                f"no receipt {receipt_id!r}", [ErrorDetail("/id", "expected a UUID")]
+            ) from None
+        receipt = self.store.get(key)
+        if receipt is None:
+            raise NotFoundError(f"no receipt {receipt_id!r}", [ErrorDetail("/id", "not found")])
+        return receipt
+
+    def query(
+        self,
+        *,
+        entity: str | None = None,
+        correlation_id: str | None = None,
+        domain: str | None = None,
+        event_type: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+    ) -> Iterator[Receipt]:
+        """Receipts matching every given filter, in ``seq`` order, fetched page by page."""
+        entity_type, entity_id = split_entity(entity) if entity else (None, None)
+        bounds = {k: _time_arg(k, v) for k, v in (("since", since), ("until", until))}
+        left = limit
+        while left is None or left > 0:
+            page = self.store.query(
+                Query(entity_type, entity_id, correlation_id, domain, event_type,
+                      bounds["since"], bounds["until"], after,
+                      PAGE if left is None else min(left, PAGE))
+            )  # fmt: skip
+            yield from page
+            if len(page) < PAGE:
+                return
+            after = page[-1].seq
+            left = None if left is None else left - len(page)
+
+    def history(self, entity: str) -> Iterator[Receipt]:
+        """Every receipt about the entity, all revisions, in ``seq`` order."""
+        return self.query(entity=entity)
+
+    def trace(self, correlation_id: str) -> Iterator[Receipt]:
+        return self.query(correlation_id=correlation_id)
+
+    def current(self, entity: str, *, include_voided: bool = False) -> list[Receipt]:
+        """The current view: the latest revision of each logical event about the entity."""
+        heads = self.store.current(*split_entity(entity))
+        return [r for r in heads if include_voided or r.op != "void"]
+
+    def size(self) -> int:
+        return self.store.size()
+
+
+def _time_arg(name: str, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return normalize_time(value)
+    except ValueError as exc:
+        raise ValidationError(f"bad --{name}", [ErrorDetail(f"/{name}", str(exc))]) from None
+
+
+class _Batch:
+    """One write transaction: ids, revision heads and seqs resolved under the write lock."""
+
+    def __init__(self, txn: WriteTxn, producer: str, now: str) -> None:
+        self.txn = txn
+        self.producer = producer
+        self.now = now
+        self.by_id: dict[str, Receipt] = {}
+        self.heads: dict[str, Receipt] = {}
+
+    def run(self, requests: list[Request], pointers: list[str]) -> list[Receipt]:
+        wanted = [r.id for r in requests if r.id] + [r.supersedes_id for r in requests if r.supersedes_id]
+        if wanted:
+            self.by_id = self.txn.find(wanted)
+            targets = {r.supersedes_id for r in requests if r.supersedes_id}
+            self.heads = self.txn.heads({self.by_id[t].logical_id for t in targets if t in self.by_id})
+        seq = self.txn.next_seq()
+        out, new = [], []
+        for request, pointer in zip(requests, pointers, strict=True):
+            receipt_id = request.id or str(uuid_utils.uuid7())
+            prior = self.by_id.get(receipt_id)
+            if prior is not None:
+                _same_or_conflict(prior, request, pointer)
+                out.append(prior)
+                continue
+            head = self._head(request, pointer)
+            logical_id, revision = (head.logical_id, head.revision + 1) if head else (receipt_id, 0)
+            # A revision corrects a fact: unless told otherwise it keeps when it occurred and
+            # whose it is.
+            receipt = Receipt.from_entry(seq, {
+                "id": receipt_id,
+                "domain": request.domain,
+                "event_type": request.event_type,
+                "entity_type": request.entity_type,
+                "entity_id": request.entity_id,
+                "owner_user_id": request.owner_user_id or (head.owner_user_id if head else None),
+                "occurred_at": request.occurred_at or (head.occurred_at if head else self.now),
+                "recorded_at": self.now,
+                "op": request.op,
+                "logical_id": logical_id,
+                "supersedes_id": request.supersedes_id,
+                "revision": revision,
+                "producer": self.producer,
+                "payload": request.payload,
+            })  # fmt: skip
+            seq += 1
+            self.by_id[receipt_id] = self.heads[logical_id] = receipt
+            out.append(receipt)
+            new.append(receipt)
+        if new:
+            self.txn.insert(new)
+        return out
+
+    def _head(self, request: Request, pointer: str) -> Receipt | None:
+        """The head a revision supersedes (None for an assert); it must be the current head."""
+        if request.op == "assert":
+            if request.logical_id not in (None, request.id):
+                raise ValidationError(
+                    "an assert starts its own logical event",
+                    [ErrorDetail(f"{pointer}/logical_id", "must be absent or equal to id")],
+                )
+            return None
+        assert request.supersedes_id is not None
+        target = self.by_id.get(request.supersedes_id)
+        if target is None:
+            raise NotFoundError(
+                f"{request.op} supersedes an unknown receipt {request.supersedes_id}",
+                [ErrorDetail(f"{pointer}/supersedes_id", "no receipt with this id")],
+            )
+        head = self.heads.get(target.logical_id, target)
+        if head.id != target.id:
+            raise RevisionConflictError(
+                f"{request.supersedes_id} is not the current head of logical event "
+                f"{target.logical_id}: revision {head.revision} ({head.id}) is",
+                [ErrorDetail(f"{pointer}/supersedes_id", f"expected the current head {head.id}")],
+            )
+        _check_same_chain(head, request, pointer)
+        return head
+
+
+def _check_same_chain(head: Receipt, request: Request, pointer: str) -> None:
+    problems = [
+        ErrorDetail(f"{pointer}/{key}", f"a revision keeps {key} {getattr(head, key)!r}")
+        for key in ("domain", "event_type", "entity_type", "entity_id")
+        if getattr(request, key) != getattr(head, key)
+    ]
+    if request.logical_id not in (None, head.logical_id):
+        problems.append(ErrorDetail(f"{pointer}/logical_id", f"expected {head.logical_id}"))
+    if problems:
+        raise ValidationError("a revision cannot change what the event is about", problems)
+    voided = head.op == "void"
+    if request.op == "restate" and not voided:
+        raise ConflictError(
+            "only a voided event can be restated; use amend",
+            [ErrorDetail(f"{pointer}/op", f"head {head.id} is not voided")],
+        )
+    if request.op != "restate" and voided:
+        raise ConflictError(
+            f"a voided event cannot be {request.op}ed; restate it first",
+            [ErrorDetail(f"{pointer}/op", f"head {head.id} is voided")],
+        )
+
+
+def _same_or_conflict(prior: Receipt, request: Request, pointer: str) -> None:
+    """Idempotency: a retried request (same id, same content) gets the original receipt."""
+    fields = ("domain", "event_type", "entity_type", "entity_id", "op", "supersedes_id", "payload")
+    differ = [f for f in fields if getattr(prior, f) != getattr(request, f)]
+    # Fields a request may leave to defaults are compared only when it gives them.
+    for key in ("occurred_at", "logical_id", "owner_user_id"):
+        value = getattr(request, key)
+        if value is not None and value != getattr(prior, key):
+            differ.append(key)
+    if differ:
+        raise IdConflictError(
+            f"receipt {prior.id} already exists with different content",
+            [ErrorDetail(f"{pointer}/{f}", "differs from the stored receipt") for f in differ],
+        )

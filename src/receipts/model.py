@@ -1,0 +1,196 @@
+"""Receipts, their entries and the ONE place their bytes are made.
+
+A stored receipt's *entry* is the receipt without ``seq`` and ``leaf_hash``. Its canonical
+bytes are the RFC 8785 (JCS) encoding of the entry; ``leaf_hash = SHA-256(0x00 || bytes)``.
+Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import orjson
+import rfc8785
+
+from .errors import ErrorDetail, ValidationError
+
+OPS: Final = ("assert", "amend", "void", "restate")
+PRODUCERS: Final = ("client", "edge_function", "service_role_pipeline")
+
+# Keys of an entry, the hashed part of a stored receipt. Always all present (null when absent),
+# so that anyone holding a receipt can rebuild its entry without knowing the request.
+ENTRY_KEYS: Final = (
+    "id",
+    "domain",
+    "event_type",
+    "entity_type",
+    "entity_id",
+    "owner_user_id",
+    "occurred_at",
+    "recorded_at",
+    "op",
+    "logical_id",
+    "supersedes_id",
+    "revision",
+    "producer",
+    "payload",
+)
+
+_MAX_SAFE_INT: Final = 2**53 - 1
+
+
+# --- canonical bytes ---------------------------------------------------------------------------
+
+
+def _orjson_is_jcs(value: Any) -> bool:
+    """True when orjson's sorted, compact output is exactly the JCS encoding of ``value``.
+
+    orjson escapes strings as JCS does, but formats floats differently, accepts integers beyond
+    IEEE-754's exact range, and sorts keys by code point where JCS sorts by UTF-16 unit (the two
+    differ only for non-BMP characters). Values without floats, big integers or non-ASCII keys
+    take the fast path; anything else goes to the reference encoder.
+    """
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        t = type(v)
+        if t is str or t is bool or v is None:
+            continue
+        if t is int:
+            if -_MAX_SAFE_INT <= v <= _MAX_SAFE_INT:
+                continue
+            return False
+        if t is dict:
+            for k in v:
+                if type(k) is not str or not k.isascii():
+                    return False
+            stack.extend(v.values())
+            continue
+        if t is list:
+            stack.extend(v)
+            continue
+        return False
+    return True
+
+
+def canonical_bytes(value: Any) -> bytes:
+    """RFC 8785 (JCS) bytes of a JSON value. Every hashed or signed byte comes from here."""
+    if _orjson_is_jcs(value):
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    try:
+        return bytes(rfc8785.dumps(value))
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+        raise ValidationError(
+            "value cannot be canonicalized", [ErrorDetail("", f"not canonical JSON: {exc}")]
+        ) from exc
+
+
+def leaf_hash(entry_bytes: bytes) -> bytes:
+    """RFC 9162 leaf hash: SHA-256(0x00 || entry bytes)."""
+    return hashlib.sha256(b"\x00" + entry_bytes).digest()
+
+
+def dumps(value: Any) -> bytes:
+    """Compact JSON for output and storage of non-hashed columns (not canonical)."""
+    return orjson.dumps(value)
+
+
+# --- time and ids ------------------------------------------------------------------------------
+
+# RFC 3339 date-time: full-date "T" full-time, with a mandatory offset (Z or ±hh:mm).
+_RFC3339: Final = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+def format_time(moment: datetime) -> str:
+    """The one textual form of a time in a receipt: UTC, microseconds, ``Z``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def normalize_time(text: str) -> str:
+    """Parse an RFC 3339 timestamp and return it in the receipt form; ValueError if invalid."""
+    if not _RFC3339.match(text):
+        raise ValueError("expected an RFC 3339 date-time with offset, e.g. 2026-01-02T10:00:00Z")
+    head, _, frac = text.partition(".")
+    if frac:  # Python parses at most 6 fractional digits; RFC 3339 allows more.
+        digits = re.match(r"\d+", frac)
+        assert digits is not None
+        text = head + "." + digits.group()[:6].ljust(6, "0") + frac[digits.end() :]
+    moment = datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))
+    return format_time(moment)
+
+
+def normalize_uuid(text: str) -> str:
+    """Canonical lowercase hyphenated form of a UUID string; ValueError if it is not one."""
+    if len(text) not in (32, 36, 38, 45):
+        raise ValueError("expected a UUID")
+    return str(uuid.UUID(text))
+
+
+# --- receipts ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """A stored receipt: its entry plus its place in the log."""
+
+    seq: int
+    id: str
+    domain: str
+    event_type: str
+    entity_type: str
+    entity_id: str
+    owner_user_id: str | None
+    occurred_at: str
+    recorded_at: str
+    op: str
+    logical_id: str
+    supersedes_id: str | None
+    revision: int
+    producer: str
+    payload: dict[str, Any]
+    entry_bytes: bytes
+    leaf_hash: bytes
+
+    @property
+    def correlation_id(self) -> str | None:
+        value = self.payload.get("correlation_id")
+        return value if isinstance(value, str) else None
+
+    @property
+    def entity(self) -> str:
+        return f"{self.entity_type}:{self.entity_id}"
+
+    def entry(self) -> dict[str, Any]:
+        """The hashed part: every field but ``seq`` and ``leaf_hash``."""
+        return {key: getattr(self, key) for key in ENTRY_KEYS}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: ``seq`` first, the entry's fields, ``leaf_hash`` as lowercase hex."""
+        return {"seq": self.seq, **self.entry(), "leaf_hash": self.leaf_hash.hex()}
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.to_dict())
+
+    @classmethod
+    def from_entry(cls, seq: int, entry: dict[str, Any]) -> Receipt:
+        """Build a stored receipt from an entry: the bytes and the leaf hash are made here."""
+        data = canonical_bytes(entry)
+        return cls(seq=seq, **entry, entry_bytes=data, leaf_hash=leaf_hash(data))
+
+
+def split_entity(ref: str) -> tuple[str, str]:
+    """``TYPE:ID`` -> (type, id). The id may itself contain ``:``."""
+    entity_type, sep, entity_id = ref.partition(":")
+    if not sep or not entity_type or not entity_id:
+        raise ValidationError(
+            "entity reference must look like TYPE:ID",
+            [ErrorDetail("/entity", f"expected TYPE:ID, got {ref!r}")],
+        )
+    return entity_type, entity_id

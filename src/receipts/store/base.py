@@ -1,0 +1,68 @@
+"""What every storage backend provides. Backends share this protocol, not code.
+
+Contract:
+- ``write()`` MUST hold the backend's write lock for the whole block, so that ``next_seq``
+  and the rows inserted are dense and in commit order.
+- Leaving ``write()`` normally MUST commit durably before returning; an exception MUST roll
+  back everything written in the block. A caller MUST NOT report a receipt as stored before
+  ``write()`` has returned.
+- Driver errors MUST be translated to :mod:`receipts.errors` classes at this boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..model import Receipt
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A filter over the journal in ``seq`` order, paged by ``after`` (exclusive) and ``limit``."""
+
+    entity_type: str | None = None
+    entity_id: str | None = None
+    correlation_id: str | None = None
+    domain: str | None = None
+    event_type: str | None = None
+    since: str | None = None  # occurred_at >= since
+    until: str | None = None  # occurred_at < until
+    after: int | None = None
+    limit: int | None = None
+
+
+class WriteTxn(Protocol):
+    def next_seq(self) -> int: ...
+
+    def find(self, ids: Iterable[str]) -> dict[str, Receipt]:
+        """Stored receipts among ``ids``, by id."""
+        ...
+
+    def heads(self, logical_ids: Iterable[str]) -> dict[str, Receipt]:
+        """The latest revision of each logical event, by logical id."""
+        ...
+
+    def insert(self, receipts: Sequence[Receipt]) -> None: ...
+
+
+class Store(Protocol):
+    url: str
+
+    def write(self) -> AbstractContextManager[WriteTxn]: ...
+
+    def get(self, receipt_id: str) -> Receipt | None: ...
+
+    def query(self, query: Query) -> list[Receipt]: ...
+
+    def current(self, entity_type: str, entity_id: str) -> list[Receipt]:
+        """The head revision of every logical event about the entity, in ``seq`` order."""
+        ...
+
+    def size(self) -> int:
+        """Number of receipts in the journal (the next ``seq``)."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,228 @@
+"""The embedded default: SQLite in WAL mode, one file, zero set-up.
+
+Durability: ``journal_mode=WAL`` with ``synchronous=FULL`` makes SQLite fsync the WAL at
+every commit, so a transaction that returned from COMMIT survives ``kill -9`` *and* power
+loss. (WAL with ``synchronous=NORMAL`` would survive a process crash but may lose the last
+commits on power loss; we never use it.)
+
+Sequencing: SQLite has one writer at a time. ``BEGIN IMMEDIATE`` takes the write lock at
+the start of the transaction, so ``MAX(seq) + 1`` read inside it cannot race another
+writer and ``seq`` is dense and in commit order.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any, Final
+
+import orjson
+
+from ..errors import (
+    AppendOnlyError,
+    IdConflictError,
+    ReceiptsError,
+    RevisionConflictError,
+    StorageError,
+)
+from ..model import Receipt
+from .base import Query
+
+_COLUMNS: Final = (
+    "seq, id, domain, event_type, entity_type, entity_id, owner_user_id, occurred_at, "
+    "recorded_at, op, logical_id, supersedes_id, revision, producer, payload, entry, leaf_hash"
+)
+_INSERT: Final = (
+    f"INSERT INTO ledger_events_v0 ({_COLUMNS}, correlation_id) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_BUSY_TIMEOUT_MS: Final = 30_000
+
+
+def _row_to_receipt(row: tuple[Any, ...]) -> Receipt:
+    return Receipt(*row[:14], orjson.loads(row[14]), bytes(row[15]), bytes(row[16]))
+
+
+def _row_values(r: Receipt) -> tuple[Any, ...]:
+    return (
+        r.seq, r.id, r.domain, r.event_type, r.entity_type, r.entity_id, r.owner_user_id,
+        r.occurred_at, r.recorded_at, r.op, r.logical_id, r.supersedes_id, r.revision,
+        r.producer, orjson.dumps(r.payload).decode(), r.entry_bytes, r.leaf_hash,
+        r.correlation_id,
+    )  # fmt: skip
+
+
+def translate(exc: sqlite3.Error) -> ReceiptsError:
+    """Map a driver error to the receipts error tree (callers never see sqlite3 errors)."""
+    text = str(exc)
+    if "append-only" in text:
+        return AppendOnlyError(text)
+    if "UNIQUE constraint failed: ledger_events_v0.id" in text:
+        return IdConflictError("a receipt with this id was stored concurrently")
+    if "UNIQUE constraint failed: ledger_events_v0" in text:
+        return RevisionConflictError("the logical event was revised concurrently")
+    return StorageError(f"sqlite: {text}")
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise translate(exc) from exc
+
+
+class _Txn:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def next_seq(self) -> int:
+        (value,) = self._conn.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM ledger_events_v0").fetchone()
+        return int(value)
+
+    def find(self, ids: Iterable[str]) -> dict[str, Receipt]:
+        return {r.id: r for r in self._select_in("id", ids)}
+
+    def heads(self, logical_ids: Iterable[str]) -> dict[str, Receipt]:
+        out: dict[str, Receipt] = {}
+        for r in self._select_in("logical_id", logical_ids):
+            if r.logical_id not in out or r.revision > out[r.logical_id].revision:
+                out[r.logical_id] = r
+        return out
+
+    def insert(self, receipts: Sequence[Receipt]) -> None:
+        self._conn.executemany(_INSERT, map(_row_values, receipts))
+
+    def _select_in(self, column: str, values: Iterable[str]) -> list[Receipt]:
+        keys = list(dict.fromkeys(values))
+        out: list[Receipt] = []
+        for i in range(0, len(keys), 500):  # stay far below SQLite's bound-parameter limit
+            chunk = keys[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT {_COLUMNS} FROM ledger_events_v0 WHERE {column} IN ({marks})"
+            out += map(_row_to_receipt, self._conn.execute(sql, chunk))
+        return out
+
+
+class SQLiteStore:
+    """A ledger journal in one SQLite file (or ``:memory:``)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self.url = "sqlite:///" + self.path
+        self._lock = threading.RLock()
+        with _translated():
+            self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = FULL")
+            self._migrate()
+
+    def _migrate(self) -> None:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")  # one migrator at a time, also across processes
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS receipts_migrations "
+                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+            )
+            done = {v for (v,) in conn.execute("SELECT version FROM receipts_migrations")}
+            folder = resources.files("receipts.store").joinpath("migrations", "sqlite")
+            for item in sorted(folder.iterdir(), key=lambda p: p.name):
+                version = int(item.name.split("_", 1)[0])
+                if item.name.endswith(".sql") and version not in done:
+                    for statement in _statements(item.read_text("utf-8")):
+                        conn.execute(statement)
+                    conn.execute(
+                        "INSERT INTO receipts_migrations VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%fZ'))",
+                        (version, item.name),
+                    )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    @contextmanager
+    def write(self) -> Iterator[_Txn]:
+        with self._lock, _translated():
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield _Txn(self._conn)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def get(self, receipt_id: str) -> Receipt | None:
+        rows = self._fetch(f"SELECT {_COLUMNS} FROM ledger_events_v0 WHERE id = ?", (receipt_id,))
+        return rows[0] if rows else None
+
+    def query(self, query: Query) -> list[Receipt]:
+        where, args = [], []
+        for column in ("entity_type", "entity_id", "correlation_id", "domain", "event_type"):
+            value = getattr(query, column)
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if query.since is not None:
+            where.append("occurred_at >= ?")
+            args.append(query.since)
+        if query.until is not None:
+            where.append("occurred_at < ?")
+            args.append(query.until)
+        if query.after is not None:
+            where.append("seq > ?")
+            args.append(query.after)
+        sql = f"SELECT {_COLUMNS} FROM ledger_events_v0"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY seq"
+        if query.limit is not None:
+            sql += " LIMIT ?"
+            args.append(query.limit)
+        return self._fetch(sql, args)
+
+    def current(self, entity_type: str, entity_id: str) -> list[Receipt]:
+        sql = (
+            f"SELECT {_COLUMNS} FROM ledger_events_v0 e WHERE entity_type = ? AND entity_id = ? "
+            "AND NOT EXISTS (SELECT 1 FROM ledger_events_v0 n WHERE n.supersedes_id = e.id) "
+            "ORDER BY seq"
+        )
+        return self._fetch(sql, (entity_type, entity_id))
+
+    def size(self) -> int:
+        with self._lock, _translated():
+            (value,) = self._conn.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM ledger_events_v0").fetchone()
+        return int(value)
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run raw SQL on the store's connection (tests and tools); errors are translated."""
+        with self._lock, _translated():
+            return self._conn.execute(sql, args).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def _fetch(self, sql: str, args: Sequence[Any]) -> list[Receipt]:
+        with self._lock, _translated():
+            return list(map(_row_to_receipt, self._conn.execute(sql, args)))
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (sqlite3.complete_statement keeps triggers whole)."""
+    out, buf = [], ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    if buf.strip() and not all(
+        ln.strip().startswith("--") or not ln.strip() for ln in buf.splitlines()
+    ):
+        raise StorageError(f"incomplete SQL statement in migration: {buf[:80]!r}")
+    return out
