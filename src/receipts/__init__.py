@@ -1,0 +1,56 @@
+"""receipts: a verifiable receipts ledger.
+
+Typed, validated, append-only receipts in an RFC 9162 Merkle log with signed checkpoints.
+"""
+
+from .catalog import Catalog, Domain, EventType
+from .errors import (
+    AppendOnlyError,
+    CatalogError,
+    ConflictError,
+    ErrorDetail,
+    FormatError,
+    IdConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    ReceiptsError,
+    RevisionConflictError,
+    SigningKeyError,
+    StorageError,
+    UsageError,
+    ValidationError,
+    VerificationError,
+)
+from .ledger import Ledger
+from .model import Receipt, canonical_bytes, leaf_hash
+from .store import Query, open_store
+from .validate import Request, Validator
+
+__all__ = [
+    "AppendOnlyError",
+    "Catalog",
+    "CatalogError",
+    "ConflictError",
+    "Domain",
+    "ErrorDetail",
+    "EventType",
+    "FormatError",
+    "IdConflictError",
+    "Ledger",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "Query",
+    "Receipt",
+    "ReceiptsError",
+    "Request",
+    "RevisionConflictError",
+    "SigningKeyError",
+    "StorageError",
+    "UsageError",
+    "ValidationError",
+    "Validator",
+    "VerificationError",
+    "canonical_bytes",
+    "leaf_hash",
+    "open_store",
+]
