@@ -17,6 +17,8 @@ from typing import Any, Final
 
 import uuid_utils
 
+from . import merkle
+from .bundle import Bundle
 from .catalog import Catalog
 from .errors import (
     ConflictError,
@@ -24,11 +26,15 @@ from .errors import (
     IdConflictError,
     NotFoundError,
     RevisionConflictError,
+    SigningKeyError,
     ValidationError,
 )
+from .keys import key_path, load_signer
+from .merkle import AuditReport, TreeHead
 from .model import Receipt, format_time, normalize_time, normalize_uuid, split_entity
 from .store import open_store
-from .store.base import Query, Store, WriteTxn
+from .store.base import Query, Store, StoredCheckpoint, WriteTxn
+from .tlog import Signer, TlogProof, Verifier
 from .validate import Request, Validator
 
 SERVICE_ROLE: Final = "service_role_pipeline"
@@ -49,19 +55,30 @@ class Ledger:
         catalog: Catalog | None = None,
         *,
         clock: Callable[[], datetime] = _now,
+        signer: Signer | None = None,
     ) -> None:
         self.store = store
         self.catalog = catalog or Catalog.load()
         self.validator = Validator(self.catalog)
+        self.signer = signer
         self._clock = clock
 
     @classmethod
     def open(
-        cls, url: str | Path | None = None, *, catalog_files: Iterable[str | Path] = ()
+        cls,
+        url: str | Path | None = None,
+        *,
+        catalog_files: Iterable[str | Path] = (),
+        signer: Signer | None = None,
     ) -> Ledger:
-        """Open (and create or migrate) the ledger at ``url``; default ``$RECEIPTS_DB``."""
-        target = url or os.environ.get("RECEIPTS_DB") or DEFAULT_DB
-        return cls(open_store(str(target)), Catalog.load(catalog_files))
+        """Open (and create or migrate) the ledger at ``url``; default ``$RECEIPTS_DB``.
+
+        The checkpoint signer defaults to the key file next to the database, if there is one.
+        """
+        target = str(url or os.environ.get("RECEIPTS_DB") or DEFAULT_DB)
+        if signer is None and key_path(target).exists():
+            signer = load_signer(key_path(target))
+        return cls(open_store(target), Catalog.load(catalog_files), signer=signer)
 
     def close(self) -> None:
         self.store.close()
@@ -88,7 +105,9 @@ class Ledger:
     ) -> list[Receipt]:
         """Store a batch atomically. Pointers in errors start with the request's index
         (or with ``pointers[i]``, e.g. a line of a JSON Lines file)."""
-        prefixes = list(pointers) if pointers is not None else [f"/{i}" for i in range(len(requests))]
+        prefixes = (
+            list(pointers) if pointers is not None else [f"/{i}" for i in range(len(requests))]
+        )
         valid = self.validator.validate_batch(requests, producer, pointers=prefixes)
         return self._append(valid, producer, prefixes)
 
@@ -96,12 +115,16 @@ class Ledger:
         return self._revise("amend", head_id, payload, fields)
 
     def void(self, head_id: str, reason: str, voided_by: str, **fields: Any) -> Receipt:
-        return self._revise("void", head_id, {"void_reason": reason, "voided_by": voided_by}, fields)
+        return self._revise(
+            "void", head_id, {"void_reason": reason, "voided_by": voided_by}, fields
+        )
 
     def restate(self, head_id: str, payload: dict[str, Any], **fields: Any) -> Receipt:
         return self._revise("restate", head_id, payload, fields)
 
-    def _revise(self, op: str, head_id: str, payload: dict[str, Any], fields: dict[str, Any]) -> Receipt:
+    def _revise(
+        self, op: str, head_id: str, payload: dict[str, Any], fields: dict[str, Any]
+    ) -> Receipt:
         producer = fields.pop("producer", SERVICE_ROLE)
         head = self.get(head_id)
         request = {
@@ -178,6 +201,58 @@ class Ledger:
     def size(self) -> int:
         return self.store.size()
 
+    # --- the verifiable log --------------------------------------------------------------------
+
+    def _stamp(self) -> str:
+        return format_time(self._clock())
+
+    def integrate(self) -> TreeHead:
+        """Extend the Merkle tree over every sequenced receipt."""
+        return merkle.integrate(self.store, self._stamp)
+
+    def checkpoint(self, signer: Signer | None = None) -> StoredCheckpoint:
+        """Integrate, prove consistency with the previous checkpoint, sign and store a new one."""
+        signer = signer or self.signer
+        if signer is None:
+            raise SigningKeyError("no signing key; create one with `receipts keys generate`")
+        return merkle.sign_checkpoint(self.store, signer, self._stamp)
+
+    def prove(self, receipt_id: str, size: int | None = None) -> Bundle:
+        """An offline bundle: the receipt's entry and its inclusion proof in a signed checkpoint."""
+        receipt = self.get(receipt_id)
+        with self.store.read() as txn:
+            checkpoint = txn.checkpoint(size)
+            if checkpoint is None:
+                what = "no checkpoint yet" if size is None else f"no checkpoint of size {size}"
+                raise NotFoundError(what, [ErrorDetail("/size", "run `receipts checkpoint` first")])
+            if receipt.seq >= checkpoint.size:
+                raise NotFoundError(
+                    f"receipt seq {receipt.seq} is not covered by the checkpoint of size "
+                    f"{checkpoint.size}",
+                    [ErrorDetail("/size", "run `receipts checkpoint` to cover it")],
+                )
+            hashes = merkle.inclusion_proof(txn, receipt.seq, checkpoint.size)
+        proof = TlogProof(receipt.seq, hashes, checkpoint.note)
+        return Bundle(receipt.entry(), proof.to_text())
+
+    def consistency(self, old: int, new: int) -> list[bytes]:
+        """RFC 9162 consistency proof between two integrated tree sizes."""
+        with self.store.read() as txn:
+            return merkle.consistency_proof(txn, old, new)
+
+    def root(self, size: int | None = None) -> TreeHead:
+        with self.store.read() as txn:
+            n = txn.tree_size() if size is None else size
+            return TreeHead(n, merkle.root_at(txn, n))
+
+    def audit(
+        self, verifier: Verifier | None = None, progress: Callable[[int], None] | None = None
+    ) -> AuditReport:
+        """Re-derive every receipt's bytes and leaf hash, rebuild the tree, check checkpoints."""
+        if verifier is None and self.signer is not None:
+            verifier = self.signer.verifier()
+        return merkle.audit(self.store, verifier, progress)
+
 
 def _time_arg(name: str, value: str | None) -> str | None:
     if value is None:
@@ -199,11 +274,15 @@ class _Batch:
         self.heads: dict[str, Receipt] = {}
 
     def run(self, requests: list[Request], pointers: list[str]) -> list[Receipt]:
-        wanted = [r.id for r in requests if r.id] + [r.supersedes_id for r in requests if r.supersedes_id]
+        wanted = [r.id for r in requests if r.id] + [
+            r.supersedes_id for r in requests if r.supersedes_id
+        ]
         if wanted:
             self.by_id = self.txn.find(wanted)
             targets = {r.supersedes_id for r in requests if r.supersedes_id}
-            self.heads = self.txn.heads({self.by_id[t].logical_id for t in targets if t in self.by_id})
+            self.heads = self.txn.heads(
+                {self.by_id[t].logical_id for t in targets if t in self.by_id}
+            )
         seq = self.txn.next_seq()
         out, new = [], []
         for request, pointer in zip(requests, pointers, strict=True):

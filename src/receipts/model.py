@@ -7,7 +7,6 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import uuid
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import orjson
 import rfc8785
 
 from .errors import ErrorDetail, ValidationError
+from .tlog.hashing import leaf_hash as leaf_hash
 
 OPS: Final = ("assert", "amend", "void", "restate")
 PRODUCERS: Final = ("client", "edge_function", "service_role_pipeline")
@@ -80,19 +80,14 @@ def _orjson_is_jcs(value: Any) -> bool:
 
 def canonical_bytes(value: Any) -> bytes:
     """RFC 8785 (JCS) bytes of a JSON value. Every hashed or signed byte comes from here."""
-    if _orjson_is_jcs(value):
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
     try:
+        if _orjson_is_jcs(value):
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
         return bytes(rfc8785.dumps(value))
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
         raise ValidationError(
             "value cannot be canonicalized", [ErrorDetail("", f"not canonical JSON: {exc}")]
         ) from exc
-
-
-def leaf_hash(entry_bytes: bytes) -> bytes:
-    """RFC 9162 leaf hash: SHA-256(0x00 || entry bytes)."""
-    return hashlib.sha256(b"\x00" + entry_bytes).digest()
 
 
 def dumps(value: Any) -> bytes:
@@ -110,7 +105,8 @@ _RFC3339: Final = re.compile(
 
 def format_time(moment: datetime) -> str:
     """The one textual form of a time in a receipt: UTC, microseconds, ``Z``."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = moment.astimezone(UTC)
+    return f"{utc.year:04d}-" + utc.strftime("%m-%dT%H:%M:%S.%fZ")  # %Y does not pad years < 1000
 
 
 def normalize_time(text: str) -> str:
@@ -123,7 +119,10 @@ def normalize_time(text: str) -> str:
         assert digits is not None
         text = head + "." + digits.group()[:6].ljust(6, "0") + frac[digits.end() :]
     moment = datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))
-    return format_time(moment)
+    try:
+        return format_time(moment)
+    except OverflowError:  # e.g. 9999-12-31T23:00:00-05:00 is in year 10000 in UTC
+        raise ValueError("date-time out of range once converted to UTC") from None
 
 
 def normalize_uuid(text: str) -> str:

@@ -156,7 +156,7 @@ class Validator:
             bad("op", f"expected one of {list(OPS)}")
         elif op == "assert" and ids["supersedes_id"] is not None:
             bad("supersedes_id", "only a revision (amend, void, restate) supersedes a receipt")
-        elif op in _REVISIONS and ids["supersedes_id"] is None and "supersedes_id" not in raw:
+        elif op in _REVISIONS and raw.get("supersedes_id") is None:
             bad("supersedes_id", f"required for op {op!r}: the id of the current head")
 
         event_type = self._event_type(raw, bad)
@@ -232,7 +232,9 @@ def _detail(base: str, error: Any) -> ErrorDetail:
     path = "".join("/" + escape_pointer(p) for p in error.instance_path)
     kind = error.kind
     if isinstance(kind, jsonschema_rs.ValidationErrorKind.Required):
-        return ErrorDetail(f"{base}{path}/{escape_pointer(kind.property)}", "required property is missing")
+        return ErrorDetail(
+            f"{base}{path}/{escape_pointer(kind.property)}", "required property is missing"
+        )
     return ErrorDetail(base + path, str(error.message))
 
 

@@ -136,7 +136,12 @@ class Catalog:
     def add(self, document: Any, *, origin: str = "<memory>") -> None:
         """Add one catalog file's domain; its types must not clash with known ones."""
         problems = [
-            ErrorDetail("/" + "/".join(map(str, e.instance_path)), e.message)
+            ErrorDetail(
+                "".join(
+                    "/" + str(t).replace("~", "~0").replace("/", "~1") for t in e.instance_path
+                ),
+                e.message,
+            )
             for e in _FILE_VALIDATOR.iter_errors(document)
         ]
         if problems:
@@ -162,7 +167,7 @@ class Catalog:
                 f"unknown event type {name!r}", [ErrorDetail("/event_type", "not in the catalog")]
             ) from None
 
-    def list(self, domain: str | None = None) -> list[EventType]:
+    def event_types(self, domain: str | None = None) -> list[EventType]:
         if domain is not None and domain not in self.domains:
             raise NotFoundError(
                 f"unknown domain {domain!r}",

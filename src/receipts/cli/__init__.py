@@ -15,10 +15,15 @@ from typing import Any, NoReturn
 
 import click
 import orjson
+from rich.console import Console
+from rich.progress import MofNCompleteColumn, Progress
 
+from ..bundle import Bundle
 from ..errors import ReceiptsError, UsageError
+from ..keys import default_origin, generate_key, key_path, load_signer
 from ..ledger import DEFAULT_DB, Ledger
 from ..model import PRODUCERS, Receipt
+from ..tlog import Verifier
 from .jsonin import read_batches
 
 
@@ -128,7 +133,9 @@ def append(c: _Context, file: str, producer: str, batch_size: int) -> None:
         fd = handle.fileno()
     try:
         for batch in read_batches(fd, max(1, batch_size)):
-            _out_receipts(c.ledger.append_batch(batch.items, producer=producer, pointers=batch.pointers))
+            _out_receipts(
+                c.ledger.append_batch(batch.items, producer=producer, pointers=batch.pointers)
+            )
     finally:
         if handle is not None:
             handle.close()
@@ -168,14 +175,28 @@ def trace(c: _Context, correlation_id: str) -> None:
 @click.option("--after", type=click.IntRange(min=-1), help="only seq > AFTER (cursor)")
 @click.option("--limit", type=click.IntRange(min=0), help="at most N receipts")
 @pass_ctx
-def query(c: _Context, **filters: Any) -> None:
+def query(
+    c: _Context,
+    domain: str | None,
+    event_type: str | None,
+    entity: str | None,
+    correlation_id: str | None,
+    since: str | None,
+    until: str | None,
+    after: int | None,
+    limit: int | None,
+) -> None:
     """Receipts matching every filter, in seq order."""
-    _out_receipts(c.ledger.query(**filters))
+    _out_receipts(c.ledger.query(domain=domain, event_type=event_type, entity=entity,
+                                 correlation_id=correlation_id, since=since, until=until,
+                                 after=after, limit=limit))  # fmt: skip
 
 
 @cli.command()
 @click.argument("entity")
-@click.option("--include-voided", is_flag=True, help="Also show logical events whose head is a void.")
+@click.option(
+    "--include-voided", is_flag=True, help="Also show logical events whose head is a void."
+)
 @pass_ctx
 def current(c: _Context, entity: str, include_voided: bool) -> None:
     """The current view of ENTITY: the latest revision of each logical event."""
@@ -192,7 +213,7 @@ def catalog() -> None:
 @pass_ctx
 def catalog_list(c: _Context, domain: str | None) -> None:
     """JSON array of {domain, event_type, entity_types, writers, required}."""
-    _out_pretty([t.summary() for t in c.ledger.catalog.list(domain)])
+    _out_pretty([t.summary() for t in c.ledger.catalog.event_types(domain)])
 
 
 @catalog.command("show")
@@ -210,6 +231,91 @@ def catalog_export(c: _Context, directory: str) -> None:
     """Write DIRECTORY/<event_type>.schema.json for every type, plus index.json."""
     written = c.ledger.catalog.export(directory)
     _out({"directory": str(Path(directory)), "files": len(written)})
+
+
+@cli.group()
+def keys() -> None:
+    """The checkpoint signing key (Ed25519, C2SP signed-note)."""
+
+
+@keys.command("generate")
+@click.option("--name", help="Log origin / key name (default: receipts/<database name>).")
+@pass_ctx
+def keys_generate(c: _Context, name: str | None) -> None:
+    """Create the signing key (mode 0600, never overwritten); print the verifier key."""
+    path = key_path(c.db)
+    signer = generate_key(path, name or default_origin(c.db))
+    click.echo(f"wrote signing key {path}", err=True)
+    click.echo(signer.verifier().to_key_string())
+
+
+@keys.command("show")
+@pass_ctx
+def keys_show(c: _Context) -> None:
+    """Print the verifier key string alone."""
+    click.echo(load_signer(key_path(c.db)).verifier().to_key_string())
+
+
+@cli.command()
+@pass_ctx
+def integrate(c: _Context) -> None:
+    """Extend the Merkle tree over every sequenced receipt."""
+    _out(c.ledger.integrate().to_dict())
+
+
+@cli.command()
+@pass_ctx
+def checkpoint(c: _Context) -> None:
+    """Integrate, check consistency with the last checkpoint, sign; print the signed note."""
+    if c.ledger.signer is None:
+        c.ledger.signer = load_signer(key_path(c.db))
+    sys.stdout.write(c.ledger.checkpoint().note)
+
+
+@cli.command()
+@click.argument("receipt_id")
+@click.option("--size", type=click.IntRange(min=1), help="Checkpoint size (default: latest).")
+@pass_ctx
+def prove(c: _Context, receipt_id: str, size: int | None) -> None:
+    """Print an offline bundle {"entry", "proof"} for the receipt."""
+    sys.stdout.buffer.write(c.ledger.prove(receipt_id, size).to_json() + b"\n")
+
+
+@cli.command("verify-bundle")
+@click.argument("file", type=click.File("rb"))
+@click.option("--key", "vkey", required=True, help="Verifier key string (or a file holding it).")
+def verify_bundle(file: Any, vkey: str) -> None:
+    """Verify a receipt bundle offline: no ledger, no network."""
+    if Path(vkey).is_file():
+        vkey = Path(vkey).read_text("utf-8").strip()
+    _out(Bundle.from_json(file.read()).verify(Verifier.from_key_string(vkey)).to_dict())
+
+
+@cli.command()
+@click.argument("old", type=click.IntRange(min=0))
+@click.argument("new", type=click.IntRange(min=0))
+@pass_ctx
+def consistency(c: _Context, old: int, new: int) -> None:
+    """RFC 9162 consistency proof between two tree sizes (hex hashes)."""
+    hashes = c.ledger.consistency(old, new)
+    _out({"old_size": old, "new_size": new, "hashes": [h.hex() for h in hashes]})
+
+
+@cli.command()
+@click.option("--key", "vkey", help="Verifier key string to check checkpoint signatures with.")
+@pass_ctx
+def verify(c: _Context, vkey: str | None) -> None:
+    """Audit: re-derive every receipt's bytes and leaf hash, rebuild the tree, check every
+    stored node and checkpoint. Exits 1 naming the first bad seq."""
+    verifier = Verifier.from_key_string(vkey) if vkey else None
+    if not sys.stderr.isatty():
+        _out(c.ledger.audit(verifier).to_dict())
+        return
+    with Progress(*Progress.get_default_columns(), MofNCompleteColumn(), transient=True,
+                  console=Console(stderr=True)) as bar:  # fmt: skip
+        task = bar.add_task("verifying", total=c.ledger.size())
+        report = c.ledger.audit(verifier, lambda n: bar.advance(task, n))
+    _out(report.to_dict())
 
 
 def main(argv: list[str] | None = None) -> None:

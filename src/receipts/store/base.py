@@ -11,12 +11,13 @@ Contract:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
 from ..model import Receipt
+from ..tlog import Node
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,9 +35,40 @@ class Query:
     limit: int | None = None
 
 
-class WriteTxn(Protocol):
+@dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    size: int
+    root_hash: bytes
+    origin: str
+    note: str  # the signed note, verbatim
+    signed_at: str
+
+
+class ReadTxn(Protocol):
+    """Reads inside one transaction: a consistent snapshot of the journal and the tree."""
+
     def next_seq(self) -> int: ...
 
+    def tree_size(self) -> int:
+        """How many receipts the Merkle tree covers (integrated so far)."""
+        ...
+
+    def leaf_hashes(self, start: int, end: int) -> Iterator[bytes]:
+        """Leaf hashes of seqs [start, end), in order, streamed."""
+        ...
+
+    def node_hashes(self, nodes: Sequence[Node]) -> list[bytes]:
+        """Hashes of complete subtrees (level, index); level 0 is the journal's leaf_hash."""
+        ...
+
+    def checkpoint(self, size: int | None = None) -> StoredCheckpoint | None:
+        """The checkpoint of this size, or the latest one."""
+        ...
+
+    def checkpoints(self) -> Iterator[StoredCheckpoint]: ...
+
+
+class WriteTxn(ReadTxn, Protocol):
     def find(self, ids: Iterable[str]) -> dict[str, Receipt]:
         """Stored receipts among ``ids``, by id."""
         ...
@@ -47,9 +79,17 @@ class WriteTxn(Protocol):
 
     def insert(self, receipts: Sequence[Receipt]) -> None: ...
 
+    def add_nodes(self, nodes: Sequence[tuple[Node, bytes]]) -> None: ...
+
+    def add_tree_head(self, size: int, root: bytes, at: str) -> None: ...
+
+    def add_checkpoint(self, checkpoint: StoredCheckpoint) -> None: ...
+
 
 class Store(Protocol):
     url: str
+
+    def read(self) -> AbstractContextManager[ReadTxn]: ...
 
     def write(self) -> AbstractContextManager[WriteTxn]: ...
 

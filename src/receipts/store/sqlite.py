@@ -30,7 +30,8 @@ from ..errors import (
     StorageError,
 )
 from ..model import Receipt
-from .base import Query
+from ..tlog import Node
+from .base import Query, StoredCheckpoint
 
 _COLUMNS: Final = (
     "seq, id, domain, event_type, entity_type, entity_id, owner_user_id, occurred_at, "
@@ -43,8 +44,22 @@ _INSERT: Final = (
 _BUSY_TIMEOUT_MS: Final = 30_000
 
 
+def _blob(value: Any) -> bytes:
+    # A row edited behind the ledger's back may hold TEXT where BLOB belongs: read, don't crash.
+    return value.encode("utf-8") if isinstance(value, str) else bytes(value)
+
+
 def _row_to_receipt(row: tuple[Any, ...]) -> Receipt:
-    return Receipt(*row[:14], orjson.loads(row[14]), bytes(row[15]), bytes(row[16]))
+    try:
+        seq, rid, domain, etype, entity_type, entity_id, owner, occurred, recorded, op, *rest = row
+        logical_id, supersedes_id, revision, producer, payload, entry, leaf = rest
+        return Receipt(
+            seq, rid, domain, etype, entity_type, entity_id, owner, occurred, recorded, op,
+            logical_id, supersedes_id, revision, producer, orjson.loads(payload), _blob(entry),
+            _blob(leaf),
+        )  # fmt: skip
+    except (TypeError, ValueError) as exc:
+        raise StorageError(f"row seq {row[0]} (id {row[1]}) is malformed: {exc}") from exc
 
 
 def _row_values(r: Receipt) -> tuple[Any, ...]:
@@ -77,11 +92,15 @@ def _translated() -> Iterator[None]:
 
 
 class _Txn:
+    """Reads and writes inside one transaction (a consistent snapshot)."""
+
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 
     def next_seq(self) -> int:
-        (value,) = self._conn.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM ledger_events_v0").fetchone()
+        (value,) = self._conn.execute(
+            "SELECT COALESCE(MAX(seq), -1) + 1 FROM ledger_events_v0"
+        ).fetchone()
         return int(value)
 
     def find(self, ids: Iterable[str]) -> dict[str, Receipt]:
@@ -106,6 +125,74 @@ class _Txn:
             sql = f"SELECT {_COLUMNS} FROM ledger_events_v0 WHERE {column} IN ({marks})"
             out += map(_row_to_receipt, self._conn.execute(sql, chunk))
         return out
+
+    # --- the Merkle log ------------------------------------------------------------------------
+
+    def tree_size(self) -> int:
+        (value,) = self._conn.execute(
+            "SELECT COALESCE(MAX(size), 0) FROM tlog_tree_heads"
+        ).fetchone()
+        return int(value)
+
+    def leaf_hashes(self, start: int, end: int) -> Iterator[bytes]:
+        cursor = self._conn.execute(
+            "SELECT leaf_hash FROM ledger_events_v0 WHERE seq >= ? AND seq < ? ORDER BY seq",
+            (start, end),
+        )
+        for (value,) in cursor:
+            yield bytes(value)
+
+    def node_hashes(self, nodes: Sequence[Node]) -> list[bytes]:
+        found: dict[Node, bytes] = {}
+        leaves = [idx for level, idx in nodes if level == 0]
+        inner = [(level, idx) for level, idx in nodes if level > 0]
+        for i in range(0, len(leaves), 500):
+            chunk = leaves[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT seq, leaf_hash FROM ledger_events_v0 WHERE seq IN ({marks})"
+            found.update(((0, seq), bytes(h)) for seq, h in self._conn.execute(sql, chunk))
+        for level, idx in inner:  # O(log n) point lookups on the primary key
+            row = self._conn.execute(
+                "SELECT hash FROM tlog_nodes WHERE level = ? AND idx = ?", (level, idx)
+            ).fetchone()
+            if row is not None:
+                found[(level, idx)] = bytes(row[0])
+        missing = [n for n in nodes if n not in found]
+        if missing:
+            raise StorageError(f"Merkle nodes missing from the store: {missing[:5]}")
+        return [found[n] for n in nodes]
+
+    def add_nodes(self, nodes: Sequence[tuple[Node, bytes]]) -> None:
+        self._conn.executemany(
+            "INSERT INTO tlog_nodes (level, idx, hash) VALUES (?, ?, ?)",
+            ((level, idx, h) for (level, idx), h in nodes),
+        )
+
+    def add_tree_head(self, size: int, root: bytes, at: str) -> None:
+        self._conn.execute("INSERT INTO tlog_tree_heads VALUES (?, ?, ?)", (size, root, at))
+
+    def checkpoint(self, size: int | None = None) -> StoredCheckpoint | None:
+        sql = "SELECT size, root_hash, origin, note, signed_at FROM tlog_checkpoints"
+        rows = self._conn.execute(
+            sql + (" ORDER BY size DESC LIMIT 1" if size is None else " WHERE size = ?"),
+            () if size is None else (size,),
+        ).fetchall()
+        return _checkpoint(rows[0]) if rows else None
+
+    def checkpoints(self) -> Iterator[StoredCheckpoint]:
+        sql = "SELECT size, root_hash, origin, note, signed_at FROM tlog_checkpoints ORDER BY size"
+        return map(_checkpoint, self._conn.execute(sql).fetchall())
+
+    def add_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
+        c = checkpoint
+        self._conn.execute(
+            "INSERT INTO tlog_checkpoints VALUES (?, ?, ?, ?, ?)",
+            (c.size, c.root_hash, c.origin, c.note, c.signed_at),
+        )
+
+
+def _checkpoint(row: tuple[Any, ...]) -> StoredCheckpoint:
+    return StoredCheckpoint(int(row[0]), bytes(row[1]), row[2], row[3], row[4])
 
 
 class SQLiteStore:
@@ -138,13 +225,24 @@ class SQLiteStore:
                     for statement in _statements(item.read_text("utf-8")):
                         conn.execute(statement)
                     conn.execute(
-                        "INSERT INTO receipts_migrations VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%fZ'))",
+                        "INSERT INTO receipts_migrations "
+                        "VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%fZ'))",
                         (version, item.name),
                     )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+    @contextmanager
+    def read(self) -> Iterator[_Txn]:
+        """A read-only snapshot: everything read inside sees the same committed state."""
+        with self._lock, _translated():
+            self._conn.execute("BEGIN")
+            try:
+                yield _Txn(self._conn)
+            finally:
+                self._conn.execute("ROLLBACK")
 
     @contextmanager
     def write(self) -> Iterator[_Txn]:
@@ -196,7 +294,9 @@ class SQLiteStore:
 
     def size(self) -> int:
         with self._lock, _translated():
-            (value,) = self._conn.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM ledger_events_v0").fetchone()
+            (value,) = self._conn.execute(
+                "SELECT COALESCE(MAX(seq), -1) + 1 FROM ledger_events_v0"
+            ).fetchone()
         return int(value)
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:

@@ -1,0 +1,90 @@
+"""Shared fixtures for the ledger-core suite: a fresh ledger, the built-in catalog, and valid
+receipt requests built from each event type's catalog example."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from receipts import Catalog, EventType, Ledger
+
+# Preferred producer when an event type allows several: the least privileged one, so that
+# client-writable types are exercised through the client path.
+_PRODUCER_PREFERENCE = ("client", "edge_function", "service_role_pipeline")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A valid receipt request for one event type and a producer allowed to write it."""
+
+    event_type: EventType
+    request: dict[str, Any]
+    producer: str
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return self.request["payload"]  # type: ignore[no-any-return]
+
+
+def allowed_producer(event_type: EventType) -> str:
+    """The least privileged producer the catalog lets write ``event_type``."""
+    return next(p for p in _PRODUCER_PREFERENCE if p in event_type.writers)
+
+
+def forbidden_producer(event_type: EventType) -> str | None:
+    """A producer the catalog does NOT let write ``event_type`` (None if all may)."""
+    return next((p for p in _PRODUCER_PREFERENCE if p not in event_type.writers), None)
+
+
+def build_request(spec: EventType, /, **overrides: Any) -> dict[str, Any]:
+    """A valid request from the type's catalog example (first entity type, entity id
+    ``subject-1``); ``overrides`` replace or add request fields."""
+    assert spec.example is not None, f"{spec.name} has no catalog example"
+    request: dict[str, Any] = {
+        "domain": spec.domain,
+        "event_type": spec.name,
+        "entity_type": spec.entity_types[0],
+        "entity_id": "subject-1",
+        "payload": copy.deepcopy(spec.example),
+    }
+    request.update(overrides)
+    return request
+
+
+@pytest.fixture(scope="session")
+def catalog() -> Catalog:
+    return Catalog.load()
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
+    with Ledger.open(tmp_path / "l.db") as opened:
+        yield opened
+
+
+@pytest.fixture
+def sample_for(catalog: Catalog) -> Callable[..., Sample]:
+    """``sample_for("payment_captured", entity_id="pi_1", occurred_at=...)`` -> Sample."""
+
+    def make(name: str, /, **overrides: Any) -> Sample:
+        event_type = catalog.get(name)
+        return Sample(
+            event_type, build_request(event_type, **overrides), allowed_producer(event_type)
+        )
+
+    return make
+
+
+@pytest.fixture
+def request_for(sample_for: Callable[..., Sample]) -> Callable[..., dict[str, Any]]:
+    """Just the request dict of :func:`sample_for` (for types every producer may write)."""
+
+    def make(name: str, /, **overrides: Any) -> dict[str, Any]:
+        return sample_for(name, **overrides).request
+
+    return make
