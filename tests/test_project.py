@@ -1,0 +1,131 @@
+"""The project's promises about itself: README commands, CI script, layering, public API."""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import receipts
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src" / "receipts"
+
+
+def readme_commands() -> list[str]:
+    """The commands of the README's first code block, comments stripped."""
+    text = (ROOT / "README.md").read_text()
+    first_screen = "\n".join(text.splitlines()[:40])
+    block = re.search(r"```sh\n(.*?)```", first_screen, re.S)
+    assert block, "the README's first screen has no ```sh block"
+    return [line.split("#")[0].strip() for line in block.group(1).splitlines() if line.strip()]
+
+
+def test_readme_first_screen_has_install_demo_and_test_commands() -> None:
+    install, demo, test = readme_commands()
+    assert install.startswith("pip install")
+    assert demo == "receipts demo"
+    assert test == "pytest"
+
+
+def test_ci_runs_the_readme_install_and_test_commands() -> None:
+    install, _, test = readme_commands()
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert install in ci
+    assert ci[-1] == test
+
+
+def test_readme_demo_command_runs_on_a_fresh_folder(tmp_path: Path) -> None:
+    _, demo, _ = readme_commands()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECEIPTS_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    for _ in range(2):  # the demo works when run twice in the same folder
+        result = subprocess.run(
+            demo, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, result.stderr
+        assert "payments" in result.stdout and "Trace" in result.stdout
+    assert (tmp_path / "receipts.db").exists()
+
+
+# Layers, bottom to top (DESIGN.md): a module may import only from its own layer or below.
+LAYERS = {
+    "errors": 0,
+    "tlog": 1,
+    "model": 1,
+    "catalog": 1,
+    "validate": 2,
+    "bundle": 2,
+    "store": 3,
+    "keys": 4,
+    "merkle": 4,
+    "ledger": 4,
+    "views": 5,
+    "cli": 6,
+    "api": 6,
+    "cloudevents": 6,
+}
+PURE = {"tlog", "model", "bundle"}
+IMPURE_MODULES = {"sqlite3", "psycopg", "socket", "subprocess", "time", "random"}
+
+
+def _imports(path: Path) -> list[tuple[str, int]]:
+    """(absolute module name, line) of every import in a source file."""
+    package = ".".join(path.relative_to(SRC.parent).with_suffix("").parts)
+    if path.name == "__init__.py":
+        package += ".__init__"
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out += [(a.name, node.lineno) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: -node.level]
+                name = ".".join(base + ([node.module] if node.module else []))
+            else:
+                name = node.module or ""
+            out.append((name, node.lineno))
+    return out
+
+
+def _layer_of(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[0] == "receipts" else None
+
+
+def test_dependencies_point_down_only() -> None:
+    problems = []
+    for path in SRC.rglob("*.py"):
+        own = _layer_of(".".join(path.relative_to(SRC.parent).with_suffix("").parts))
+        if own is None or own == "__init__":
+            continue
+        assert own in LAYERS, f"{path}: module {own!r} has no layer in this test"
+        for name, line in _imports(path):
+            target = _layer_of(name)
+            if target and target in LAYERS and LAYERS[target] > LAYERS[own]:
+                problems.append(f"{path.relative_to(ROOT)}:{line} ({own}) imports {name}")
+            top = name.split(".")[0]
+            if own in PURE and top in IMPURE_MODULES:
+                problems.append(f"{path.relative_to(ROOT)}:{line} pure {own} imports {name}")
+    assert not problems, "\n".join(problems)
+
+
+def test_public_api_is_sorted_and_resolves() -> None:
+    assert receipts.__all__ == sorted(receipts.__all__)
+    for name in receipts.__all__:
+        assert getattr(receipts, name) is not None
+    public = {n for n in dir(receipts) if not n.startswith("_")}
+    submodules = {p.stem for p in SRC.iterdir()} | {p.name for p in SRC.iterdir() if p.is_dir()}
+    assert public - set(receipts.__all__) - submodules == set()
+
+
+def test_every_error_has_a_stable_code_status_and_exit_code() -> None:
+    errors = [getattr(receipts, n) for n in receipts.__all__ if n.endswith("Error")]
+    codes = [e.code for e in errors]
+    assert len(codes) == len(set(codes)), "error codes must be unique"
+    for cls in errors:
+        assert issubclass(cls, receipts.ReceiptsError)
+        assert 400 <= cls.http_status < 600 and cls.exit_code in (1, 2)
