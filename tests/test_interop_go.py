@@ -14,6 +14,7 @@ except under ``CI=true``, where they fail.
 from __future__ import annotations
 
 import base64
+import hashlib
 import itertools
 import json
 import os
@@ -31,7 +32,7 @@ from receipts import Ledger, Receipt, canonical_bytes
 from receipts.cli.demo import demo_id, story
 from receipts.errors import VerificationError
 from receipts.store.base import StoredCheckpoint
-from receipts.tlog import Checkpoint, Signer, TlogProof, Verifier
+from receipts.tlog import EMPTY_ROOT, Checkpoint, Signer, TlogProof, Verifier
 
 GO_SOURCE = Path(__file__).parent / "interop" / "go" / "verify"
 GOPATH = os.environ.get("RECEIPTS_INTEROP_GOPATH", "/usr/share/gocode")
@@ -250,12 +251,9 @@ def test_go_rejects_a_flipped_bit_in_a_consistency_hash(go_verify: Path, log: Lo
     ],
 )
 def test_go_rejects_an_altered_entry(go_verify: Path, log: Log, change: Any) -> None:
-    bundle = log.ledger.prove(log.receipts[0].id, 64)
-    proof = TlogProof.from_text(bundle.proof)
-    entry = json.loads(json.dumps(bundle.entry))
+    entry = json.loads(json.dumps(log.ledger.prove(log.receipts[0].id, 64).entry))
     change(entry)
     request = log.inclusion_request(0, 64) | {"leaf_data_b64": b64(canonical_bytes(entry))}
-    assert proof.index == 0
     assert go_rejects(go_verify, request) == ("inclusion", "invalid transparency proof")
 
 
@@ -326,7 +324,9 @@ def test_go_signs_byte_for_byte_what_the_ledger_signs(go_verify: Path, log: Log)
 
 def test_go_tree_hash_equals_the_ledger_root_at_every_size(go_verify: Path, log: Log) -> None:
     leaves = [b64(canonical_bytes(r.entry())) for r in log.receipts]
-    pairs = [(old, new) for old in (1, 7, 32, 33, 64) for new in (33, 64, 65, 99, 100) if old <= new]
+    pairs = [
+        (old, new) for old in (1, 7, 32, 33, 64) for new in (33, 64, 65, 99, 100) if old <= new
+    ]
     inclusions = [(seq, size) for size in CHECKPOINT_SIZES for seq in {0, size // 2, size - 1}]
     result = go_accepts(
         go_verify,
@@ -343,6 +343,23 @@ def test_go_tree_hash_equals_the_ledger_root_at_every_size(go_verify: Path, log:
         assert [b64(h) for h in log.ledger.consistency(old, new)] == proof, (old, new)
 
 
+def test_the_empty_tree_is_where_go_differs(go_verify: Path, log: Log, tmp_path: Path) -> None:
+    """Known difference, pinned: RFC 9162 (and we) hash the empty tree as SHA-256 of nothing,
+    Go's tlog as 32 zero bytes, and Go's CheckTree refuses an old size of 0 (we prove it with
+    no hashes). Go still verifies a size-0 checkpoint's signature; an auditor in Go must treat
+    the empty tree as a special case."""
+    with Ledger.open(tmp_path / "empty.db", signer=log.signer) as empty:
+        zero = empty.checkpoint()
+    assert zero.root_hash == EMPTY_ROOT == hashlib.sha256(b"").digest()
+    result = go_accepts(go_verify, "verify", {"vkey": log.vkey, "note": zero.note})
+    assert (result["size"], base64.b64decode(result["root_b64"])) == (0, EMPTY_ROOT)
+    tree = go_accepts(go_verify, "treehash", {"leaves_b64": []})
+    assert base64.b64decode(tree["empty_root_b64"]) == bytes(32)
+    assert log.ledger.consistency(0, 33) == []
+    request = log.consistency_request(33, 33) | {"old_note": zero.note}
+    assert go_rejects(go_verify, request) == ("consistency", "tlog: invalid inputs in CheckTree")
+
+
 # --- the CLI, end to end -------------------------------------------------------------------------
 
 
@@ -356,20 +373,24 @@ def _receipts_cli() -> str:
 @pytest.mark.slow
 def test_go_verifies_a_bundle_from_the_cli(go_verify: Path, tmp_path: Path) -> None:
     db = str(tmp_path / "cli.db")
+    # RECEIPTS_KEY and friends would point the CLI elsewhere.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECEIPTS_")}
 
     def cli(*args: str) -> str:
         done = subprocess.run(
-            [_receipts_cli(), "--db", db, *args], capture_output=True, text=True, check=False
+            [_receipts_cli(), "--db", db, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         assert done.returncode == 0, done.stderr
         return done.stdout
 
-    env_free = {k: v for k, v in os.environ.items() if k.startswith("RECEIPTS_")}
-    assert not env_free, f"RECEIPTS_* in the environment would redirect the CLI: {env_free}"
     vkey = cli("keys", "generate").strip()
     cli("demo")
     note = cli("checkpoint")
-    bundle = json.loads(cli("prove", demo_id("payment-captured")))
+    bundle = json.loads(cli("prove", demo_id("capture")))
     result = go_accepts(
         go_verify,
         "verify",

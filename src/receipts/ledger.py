@@ -78,7 +78,8 @@ class Ledger:
         target = str(url or os.environ.get("RECEIPTS_DB") or DEFAULT_DB)
         if signer is None and key_path(target).exists():
             signer = load_signer(key_path(target))
-        return cls(open_store(target), Catalog.load(catalog_files), signer=signer)
+        catalog = Catalog.load(catalog_files)
+        return cls(open_store(target, catalog), catalog, signer=signer)
 
     def close(self) -> None:
         self.store.close()

@@ -103,6 +103,9 @@ def integrate(store: Store, now: Callable[[], str]) -> TreeHead:
             stop = min(end, size + INTEGRATE_CHUNK)
             if stop == size:
                 return TreeHead(size, root_at(txn, size))
+            pending = txn.unhashed(size, stop)  # rows that arrived by direct SQL insert
+            if pending:
+                txn.add_entries(pending)
             edge = CompactRange(size, txn.node_hashes(subtree_nodes(0, size)))
             nodes = []
             for leaf in txn.leaf_hashes(size, stop):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..catalog import Catalog
 from ..errors import UsageError
 from .base import Query, Store, WriteTxn
 from .sqlite import SQLiteStore
@@ -21,13 +22,20 @@ def sqlite_path(url: str) -> str | None:
     return url
 
 
-def open_store(url: str) -> Store:
-    """Open the store a URL names: a plain path or ``sqlite:///…`` means SQLite."""
+def open_store(url: str, catalog: Catalog | None = None) -> Store:
+    """Open the store a URL names: a plain path or ``sqlite:///…`` means SQLite,
+    ``postgresql://…`` (or ``postgres://…``) PostgreSQL. Either is created or migrated."""
     path = sqlite_path(url)
     if path is not None:
         return SQLiteStore(path)
+    if url.startswith(("postgresql://", "postgres://")):
+        from .postgres import PostgresStore  # psycopg is imported only when used
+
+        return PostgresStore(url, catalog)
     scheme = url.split("://", 1)[0]
-    raise UsageError(f"unsupported database URL scheme {scheme!r}; expected a path or sqlite:///")
+    raise UsageError(
+        f"unsupported database URL scheme {scheme!r}; expected a path, sqlite:/// or postgresql://"
+    )
 
 
 __all__ = ["Query", "SQLiteStore", "Store", "WriteTxn", "open_store", "sqlite_path"]

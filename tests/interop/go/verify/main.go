@@ -12,7 +12,7 @@
 //	          and its consistency with an older signed checkpoint
 //	sign      sign a checkpoint text with a Go signer key (given, or generated)
 //	treehash  build a tree with tlog.StoredHashes and report tlog.TreeHash for
-//	          each size, plus tlog.ProveRecord / tlog.ProveTree proofs if asked
+//	          each size (0 apart), plus tlog.ProveRecord / tlog.ProveTree proofs
 //
 // On success it prints a JSON object and exits 0. On any failure it prints
 // {"ok": false, "stage": ..., "error": <Go error text>} on stdout, the same
@@ -340,7 +340,12 @@ func treeHash(req *treeRequest) (map[string]any, error) {
 		}
 		roots = append(roots, root.String())
 	}
-	out := map[string]any{"roots_b64": roots}
+	// Go defines the empty tree's hash as all zeros; RFC 9162 as SHA-256 of nothing.
+	empty, err := tlog.TreeHash(0, &stored)
+	if err != nil {
+		return nil, fail("tree_hash", err)
+	}
+	out := map[string]any{"roots_b64": roots, "empty_root_b64": empty.String()}
 	records, trees := [][]string{}, [][]string{}
 	for _, p := range req.RecordProofs {
 		proof, err := tlog.ProveRecord(p[1], p[0], &stored)

@@ -1,0 +1,367 @@
+"""The production backend: PostgreSQL 15+ (and Supabase) through psycopg 3.
+
+Sequencing: every write transaction takes the transaction-scoped advisory lock
+``SEQUENCE_LOCK`` first and holds it until COMMIT, so ``max(seq) + 1`` read inside it cannot race
+another writer: seqs are dense and in commit order. Direct SQL inserts (Supabase clients
+through RLS) take the same lock in the journal's BEFORE INSERT trigger (migration 0003), so
+both write paths share one order. Durability: COMMIT returns after the WAL is flushed
+(``synchronous_commit = on``, PostgreSQL's default, which this store insists on per session).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from importlib import resources
+from typing import Any, Final
+
+import orjson
+import psycopg
+from psycopg import errors as pgerr
+from psycopg.types.json import set_json_loads
+
+from ..catalog import Catalog
+from ..errors import (
+    AppendOnlyError,
+    ErrorDetail,
+    IdConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    ReceiptsError,
+    RevisionConflictError,
+    StorageError,
+    ValidationError,
+)
+from ..model import ENTRY_KEYS, Receipt
+from ..tlog import Node
+from .base import Query, StoredCheckpoint
+
+SEQUENCE_LOCK: Final = 7236601  # also in migrations/postgres/0003_sequencing.sql
+MIGRATION_LOCK: Final = 7236602
+
+_TS = "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+_COLUMNS: Final = (
+    "e.seq, e.id::text, e.domain, e.event_type, e.entity_type, e.entity_id, e.owner_user_id, "
+    f"{_TS.format('e.occurred_at')}, {_TS.format('e.recorded_at')}, e.op, e.logical_id::text, "
+    "e.supersedes_id::text, e.revision, e.producer, e.payload, "
+    "coalesce(e.entry, x.entry), coalesce(e.leaf_hash, x.leaf_hash)"
+)
+_FROM: Final = "public.ledger_events_v0 e LEFT JOIN public.ledger_entries_v0 x USING (seq)"
+_COPY: Final = (
+    "COPY public.ledger_events_v0 (seq, id, domain, event_type, entity_type, entity_id, "
+    "owner_user_id, occurred_at, recorded_at, op, logical_id, supersedes_id, revision, producer, "
+    "payload, entry, leaf_hash, correlation_id) FROM STDIN"
+)
+_SQLSTATE: Final[dict[str, type[ReceiptsError]]] = {
+    "RC422": ValidationError,
+    "RC409": RevisionConflictError,
+    "RC404": NotFoundError,
+    "RC403": PermissionDeniedError,
+    "RC405": AppendOnlyError,
+}
+
+
+def _row_to_receipt(row: tuple[Any, ...]) -> Receipt:
+    *fields, entry, leaf = row
+    if entry is None:  # a direct SQL insert not yet integrated: derive its bytes from the row
+        return Receipt.from_entry(fields[0], dict(zip(ENTRY_KEYS, fields[1:], strict=True)))
+    return Receipt(*fields, bytes(entry), bytes(leaf))
+
+
+def _copy_row(r: Receipt) -> tuple[Any, ...]:
+    return (
+        r.seq, r.id, r.domain, r.event_type, r.entity_type, r.entity_id, r.owner_user_id,
+        r.occurred_at, r.recorded_at, r.op, r.logical_id, r.supersedes_id, r.revision,
+        r.producer, orjson.dumps(r.payload).decode(), r.entry_bytes, r.leaf_hash,
+        r.correlation_id,
+    )  # fmt: skip
+
+
+def translate(exc: psycopg.Error) -> ReceiptsError:
+    """Map a driver error to the receipts error tree (callers never see psycopg errors)."""
+    diag = exc.diag
+    message = diag.message_primary or str(exc)
+    mapped = _SQLSTATE.get(diag.sqlstate or "")
+    if mapped is not None:
+        pointer = diag.message_detail or ""
+        return mapped(message, [ErrorDetail(pointer, message)] if pointer else [])
+    if isinstance(exc, pgerr.UniqueViolation):
+        if diag.constraint_name == "ledger_events_v0_id_key":
+            return IdConflictError("a receipt with this id already exists")
+        return RevisionConflictError(f"the logical event was revised concurrently ({message})")
+    if isinstance(exc, pgerr.CheckViolation) and "domain" in (diag.constraint_name or ""):
+        return ValidationError(message, [ErrorDetail("/domain", "not a catalog domain")])
+    if isinstance(exc, pgerr.InsufficientPrivilege):
+        return PermissionDeniedError(message)
+    return StorageError(f"postgresql: {message}")
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise translate(exc) from exc
+
+
+class _Txn:
+    """Reads and writes inside one transaction."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+
+    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._conn.execute(sql, args).fetchall()  # type: ignore[arg-type]
+
+    def next_seq(self) -> int:
+        rows = self._rows("SELECT coalesce(max(seq), -1) + 1 FROM public.ledger_events_v0")
+        return int(rows[0][0])
+
+    def find(self, ids: Iterable[str]) -> dict[str, Receipt]:
+        keys = list(dict.fromkeys(ids))
+        if not keys:
+            return {}
+        sql = f"SELECT {_COLUMNS} FROM {_FROM} WHERE e.id = ANY(%s::uuid[])"
+        return {r.id: r for r in map(_row_to_receipt, self._rows(sql, [keys]))}
+
+    def heads(self, logical_ids: Iterable[str]) -> dict[str, Receipt]:
+        keys = list(dict.fromkeys(logical_ids))
+        if not keys:
+            return {}
+        sql = (
+            f"SELECT DISTINCT ON (e.logical_id) {_COLUMNS} FROM {_FROM} "
+            "WHERE e.logical_id = ANY(%s::uuid[]) ORDER BY e.logical_id, e.revision DESC"
+        )
+        return {r.logical_id: r for r in map(_row_to_receipt, self._rows(sql, [keys]))}
+
+    def insert(self, receipts: Sequence[Receipt]) -> None:
+        with self._conn.cursor() as cur, cur.copy(_COPY) as copy:
+            for receipt in receipts:
+                copy.write_row(_copy_row(receipt))
+
+    # --- the Merkle log ------------------------------------------------------------------------
+
+    def tree_size(self) -> int:
+        return int(self._rows("SELECT coalesce(max(size), 0) FROM public.tlog_tree_heads")[0][0])
+
+    def unhashed(self, start: int, end: int) -> list[Receipt]:
+        sql = (
+            f"SELECT {_COLUMNS} FROM {_FROM} WHERE e.seq >= %s AND e.seq < %s "
+            "AND e.leaf_hash IS NULL AND x.leaf_hash IS NULL ORDER BY e.seq"
+        )
+        return list(map(_row_to_receipt, self._rows(sql, (start, end))))
+
+    def add_entries(self, receipts: Sequence[Receipt]) -> None:
+        with self._conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO public.ledger_entries_v0 (seq, entry, leaf_hash) VALUES (%s, %s, %s)",
+                [(r.seq, r.entry_bytes, r.leaf_hash) for r in receipts],
+            )
+
+    def leaf_hashes(self, start: int, end: int) -> Iterator[bytes]:
+        sql = (
+            "SELECT coalesce(e.leaf_hash, x.leaf_hash) FROM "
+            f"{_FROM} WHERE e.seq >= %s AND e.seq < %s ORDER BY e.seq"
+        )
+        with self._conn.cursor(name="leaves") as cur:  # server-side cursor: streams
+            cur.itersize = 10_000
+            cur.execute(sql, (start, end))
+            for (value,) in cur:
+                if value is None:
+                    raise StorageError("a sequenced receipt has no leaf hash; integrate first")
+                yield bytes(value)
+
+    def node_hashes(self, nodes: Sequence[Node]) -> list[bytes]:
+        if not nodes:
+            return []
+        levels = [level for level, _ in nodes]
+        idxs = [idx for _, idx in nodes]
+        sql = (
+            "SELECT n.level, n.idx, coalesce(t.hash, e.leaf_hash, x.leaf_hash) "
+            "FROM unnest(%s::int[], %s::bigint[]) AS n(level, idx) "
+            "LEFT JOIN public.tlog_nodes t ON n.level > 0 AND t.level = n.level AND t.idx = n.idx "
+            "LEFT JOIN public.ledger_events_v0 e ON n.level = 0 AND e.seq = n.idx "
+            "LEFT JOIN public.ledger_entries_v0 x ON n.level = 0 AND x.seq = n.idx"
+        )
+        found = {(lv, ix): h for lv, ix, h in self._rows(sql, (levels, idxs)) if h is not None}
+        missing = [n for n in nodes if n not in found]
+        if missing:
+            raise StorageError(f"Merkle nodes missing from the store: {missing[:5]}")
+        return [bytes(found[n]) for n in nodes]
+
+    def add_nodes(self, nodes: Sequence[tuple[Node, bytes]]) -> None:
+        with self._conn.cursor() as cur, cur.copy(
+            "COPY public.tlog_nodes (level, idx, hash) FROM STDIN"
+        ) as copy:
+            for (level, idx), value in nodes:
+                copy.write_row((level, idx, value))
+
+    def add_tree_head(self, size: int, root: bytes, at: str) -> None:
+        self._conn.execute(
+            "INSERT INTO public.tlog_tree_heads VALUES (%s, %s, %s)", (size, root, at)
+        )
+
+    def checkpoint(self, size: int | None = None) -> StoredCheckpoint | None:
+        sql = f"SELECT size, root_hash, origin, note, {_TS.format('signed_at')} FROM public.tlog_checkpoints"
+        if size is None:
+            rows = self._rows(sql + " ORDER BY size DESC LIMIT 1")
+        else:
+            rows = self._rows(sql + " WHERE size = %s", (size,))
+        return _checkpoint(rows[0]) if rows else None
+
+    def checkpoints(self) -> Iterator[StoredCheckpoint]:
+        sql = f"SELECT size, root_hash, origin, note, {_TS.format('signed_at')} FROM public.tlog_checkpoints ORDER BY size"
+        return map(_checkpoint, self._rows(sql))
+
+    def add_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
+        c = checkpoint
+        self._conn.execute(
+            "INSERT INTO public.tlog_checkpoints VALUES (%s, %s, %s, %s, %s)",
+            (c.size, c.root_hash, c.origin, c.note, c.signed_at),
+        )
+
+
+def _checkpoint(row: tuple[Any, ...]) -> StoredCheckpoint:
+    return StoredCheckpoint(int(row[0]), bytes(row[1]), row[2], row[3], row[4])
+
+
+class PostgresStore:
+    """A ledger journal in a PostgreSQL database (``public.ledger_events_v0``)."""
+
+    def __init__(self, url: str, catalog: Catalog | None = None) -> None:
+        self.url = url
+        self._lock = threading.RLock()
+        with _translated():
+            self._conn = psycopg.connect(url, autocommit=True)
+            set_json_loads(orjson.loads, self._conn)
+            self._conn.execute("SET synchronous_commit = on")
+            self._conn.execute("SET TIME ZONE 'UTC'")
+            migrate(self._conn, catalog)
+
+    @contextmanager
+    def read(self) -> Iterator[_Txn]:
+        """A read-only REPEATABLE READ snapshot."""
+        with self._lock, _translated(), self._conn.transaction():
+            self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield _Txn(self._conn)
+
+    @contextmanager
+    def write(self) -> Iterator[_Txn]:
+        # READ COMMITTED (the default): after the lock, each statement sees what the previous
+        # lock holder committed (see module docstring).
+        with self._lock, _translated(), self._conn.transaction():
+            self._conn.execute("SET LOCAL receipts.sequencer = 'on'")
+            self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (SEQUENCE_LOCK,))
+            yield _Txn(self._conn)
+
+    def get(self, receipt_id: str) -> Receipt | None:
+        rows = self._fetch(f"SELECT {_COLUMNS} FROM {_FROM} WHERE e.id = %s::uuid", (receipt_id,))
+        return rows[0] if rows else None
+
+    def query(self, query: Query) -> list[Receipt]:
+        where, args = [], []
+        for column in ("entity_type", "entity_id", "correlation_id", "domain", "event_type"):
+            value = getattr(query, column)
+            if value is not None:
+                where.append(f"e.{column} = %s")
+                args.append(value)
+        if query.since is not None:
+            where.append("e.occurred_at >= %s")
+            args.append(query.since)
+        if query.until is not None:
+            where.append("e.occurred_at < %s")
+            args.append(query.until)
+        if query.after is not None:
+            where.append("e.seq > %s")
+            args.append(query.after)
+        sql = f"SELECT {_COLUMNS} FROM {_FROM}"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY e.seq"
+        if query.limit is not None:
+            sql += " LIMIT %s"
+            args.append(query.limit)
+        return self._fetch(sql, args)
+
+    def current(self, entity_type: str, entity_id: str) -> list[Receipt]:
+        sql = (
+            f"SELECT {_COLUMNS} FROM {_FROM} WHERE e.entity_type = %s AND e.entity_id = %s "
+            "AND NOT EXISTS (SELECT 1 FROM public.ledger_events_v0 n WHERE n.supersedes_id = e.id) "
+            "ORDER BY e.seq"
+        )
+        return self._fetch(sql, (entity_type, entity_id))
+
+    def size(self) -> int:
+        rows = self.execute("SELECT coalesce(max(seq), -1) + 1 FROM public.ledger_events_v0")
+        return int(rows[0][0])
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run raw SQL (tests and tools); errors are translated."""
+        with self._lock, _translated():
+            cur = self._conn.execute(sql, args)  # type: ignore[arg-type]
+            return cur.fetchall() if cur.description else []
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def _fetch(self, sql: str, args: Sequence[Any]) -> list[Receipt]:
+        with self._lock, _translated():
+            rows = self._conn.execute(sql, args).fetchall()  # type: ignore[arg-type]
+        return list(map(_row_to_receipt, rows))
+
+
+def migrate(conn: psycopg.Connection[Any], catalog: Catalog | None = None) -> list[str]:
+    """Apply pending migrations (each in its own transaction, recorded), then sync the catalog.
+
+    Idempotent; concurrent migrators serialize on an advisory lock. Returns what was applied.
+    """
+    applied = []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS public.receipts_migrations (version int PRIMARY KEY, "
+            "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {v for (v,) in conn.execute("SELECT version FROM public.receipts_migrations")}
+        folder = resources.files("receipts.store").joinpath("migrations", "postgres")
+        for item in sorted(folder.iterdir(), key=lambda p: p.name):
+            version = int(item.name.split("_", 1)[0])
+            if not item.name.endswith(".sql") or version in done:
+                continue
+            with conn.transaction():
+                conn.execute(item.read_text("utf-8").encode())
+                conn.execute(
+                    "INSERT INTO public.receipts_migrations (version, name) VALUES (%s, %s)",
+                    (version, item.name),
+                )
+            applied.append(item.name)
+        sync_catalog(conn, catalog or Catalog.load())
+    return applied
+
+
+def sync_catalog(conn: psycopg.Connection[Any], catalog: Catalog) -> None:
+    """Make the database's catalog table and domain CHECK match the catalog (generated SQL)."""
+    rows = sorted(
+        (t.name, t.domain, list(t.entity_types), list(t.writers), t.required, t.own_source)
+        for t in catalog
+    )
+    stored = conn.execute(
+        "SELECT event_type, domain, entity_types, writers, required, own_source "
+        "FROM public.ledger_catalog_v0 ORDER BY event_type"
+    ).fetchall()
+    if [tuple(r) for r in stored] == rows:
+        return
+    conn.execute("DELETE FROM public.ledger_catalog_v0")
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO public.ledger_catalog_v0 VALUES (%s, %s, %s, %s, %s, %s)", rows)
+    domains = ", ".join(f"'{d}'" for d in sorted(catalog.domains))  # names match ^[a-z][a-z0-9_]*$
+    conn.execute(
+        "ALTER TABLE public.ledger_events_v0 DROP CONSTRAINT IF EXISTS ledger_events_v0_domain_check"
+    )
+    # NOT VALID: rows already stored were checked when written; new rows are checked from now on.
+    conn.execute(
+        "ALTER TABLE public.ledger_events_v0 ADD CONSTRAINT ledger_events_v0_domain_check "
+        f"CHECK (domain IN ({domains})) NOT VALID"
+    )
