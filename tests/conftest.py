@@ -13,6 +13,23 @@ import pytest
 
 from receipts import Catalog, EventType, Ledger
 
+pytest_plugins = ["pg"]  # PostgreSQL fixtures: pg_template, pg_url
+
+# The nine domains of the seed catalog (seeds/ledger-event-catalog-v0.md): 94 event types.
+# Other built-in domains (e.g. the OCN CloudEvents) may come on top.
+SEED_DOMAINS = {
+    "data_export": 5,
+    "device_capability": 20,
+    "expertise": 17,
+    "geo_expansion": 3,
+    "identity": 6,
+    "model_lifecycle": 5,
+    "moderation": 6,
+    "payments": 13,
+    "security": 19,
+}
+SEED_TYPE_COUNT = 94
+
 # Preferred producer when an event type allows several: the least privileged one, so that
 # client-writable types are exercised through the client path.
 _PRODUCER_PREFERENCE = ("client", "edge_function", "service_role_pipeline")
@@ -82,7 +99,7 @@ def sample_for(catalog: Catalog) -> Callable[..., Sample]:
 
 @pytest.fixture
 def request_for(sample_for: Callable[..., Sample]) -> Callable[..., dict[str, Any]]:
-    """Just the request dict of :func:`sample_for` (for types every producer may write)."""
+    """Just the request of :func:`sample_for`, for tests that choose the producer themselves."""
 
     def make(name: str, /, **overrides: Any) -> dict[str, Any]:
         return sample_for(name, **overrides).request

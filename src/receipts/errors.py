@@ -25,6 +25,12 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 
+def json_pointer(*tokens: str | int) -> str:
+    """An RFC 6901 JSON pointer from path tokens (``json_pointer("payload", "a/b")`` ->
+    ``/payload/a~1b``)."""
+    return "".join("/" + str(t).replace("~", "~0").replace("/", "~1") for t in tokens)
+
+
 @dataclass(frozen=True, slots=True)
 class ErrorDetail:
     """One problem: a JSON pointer into the request and what was expected there."""

@@ -297,7 +297,7 @@ class _Batch:
             logical_id, revision = (head.logical_id, head.revision + 1) if head else (receipt_id, 0)
             # A revision corrects a fact: unless told otherwise it keeps when it occurred and
             # whose it is.
-            receipt = Receipt.from_entry(seq, {
+            receipt = _make(seq, pointer, {
                 "id": receipt_id,
                 "domain": request.domain,
                 "event_type": request.event_type,
@@ -346,6 +346,17 @@ class _Batch:
             )
         _check_same_chain(head, request, pointer)
         return head
+
+
+def _make(seq: int, pointer: str, entry: dict[str, Any]) -> Receipt:
+    try:
+        return Receipt.from_entry(seq, entry)
+    except ValidationError as exc:  # e.g. an integer beyond 2**53, a lone surrogate
+        reason = exc.errors[0].message if exc.errors else exc.message
+        raise ValidationError(
+            "payload cannot be canonicalized (RFC 8785)",
+            [ErrorDetail(f"{pointer}/payload", reason)],
+        ) from exc
 
 
 def _check_same_chain(head: Receipt, request: Request, pointer: str) -> None:

@@ -14,7 +14,7 @@ from typing import Any, Final
 import jsonschema_rs
 
 from .catalog import CONVENTIONS, Catalog, EventType
-from .errors import ErrorDetail, PermissionDeniedError, ValidationError
+from .errors import ErrorDetail, PermissionDeniedError, ValidationError, json_pointer
 from .model import OPS, PRODUCERS, normalize_time, normalize_uuid
 
 REQUEST_FIELDS: Final = frozenset(
@@ -66,7 +66,8 @@ class Request:
 
 
 def escape_pointer(token: str | int) -> str:
-    return str(token).replace("~", "~0").replace("/", "~1")
+    """One JSON-pointer token, escaped (RFC 6901)."""
+    return json_pointer(token)[1:]
 
 
 def _compile(schema: dict[str, Any]) -> Any:
@@ -131,7 +132,7 @@ class Validator:
         start = len(problems)
 
         def bad(field: str, message: str) -> None:
-            problems.append(ErrorDetail(f"{prefix}/{escape_pointer(field)}", message))
+            problems.append(ErrorDetail(prefix + json_pointer(field), message))
 
         for key in raw.keys() - REQUEST_FIELDS:
             bad(key, f"unknown field; expected only {sorted(REQUEST_FIELDS)}")
@@ -229,11 +230,11 @@ class Validator:
 
 
 def _detail(base: str, error: Any) -> ErrorDetail:
-    path = "".join("/" + escape_pointer(p) for p in error.instance_path)
+    path = json_pointer(*error.instance_path)
     kind = error.kind
     if isinstance(kind, jsonschema_rs.ValidationErrorKind.Required):
         return ErrorDetail(
-            f"{base}{path}/{escape_pointer(kind.property)}", "required property is missing"
+            base + path + json_pointer(kind.property), "required property is missing"
         )
     return ErrorDetail(base + path, str(error.message))
 

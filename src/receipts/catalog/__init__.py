@@ -17,7 +17,7 @@ from typing import Any, Final
 
 import jsonschema_rs
 
-from ..errors import CatalogError, ErrorDetail, NotFoundError
+from ..errors import CatalogError, ErrorDetail, NotFoundError, json_pointer
 from ..model import PRODUCERS
 
 SCHEMA_DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
@@ -74,7 +74,11 @@ class EventType:
         return f"{SCHEMA_ID_PREFIX}{self.domain}:{self.name}"
 
     def schema(self) -> dict[str, Any]:
-        """The full, self-contained payload schema: the type's own keys plus the conventions."""
+        """The full, self-contained payload schema: the type's own keys plus the conventions.
+        A fresh copy each time: callers may change it."""
+        return copy.deepcopy(self._schema())
+
+    def _schema(self) -> dict[str, Any]:
         own = self.payload_schema.get("properties", {})
         properties = {k: v for k, v in CONVENTIONS.items() if k not in own}
         properties.update(own)
@@ -136,25 +140,22 @@ class Catalog:
     def add(self, document: Any, *, origin: str = "<memory>") -> None:
         """Add one catalog file's domain; its types must not clash with known ones."""
         problems = [
-            ErrorDetail(
-                "".join(
-                    "/" + str(t).replace("~", "~0").replace("/", "~1") for t in e.instance_path
-                ),
-                e.message,
-            )
+            ErrorDetail(json_pointer(*e.instance_path), e.message)
             for e in _FILE_VALIDATOR.iter_errors(document)
         ]
         if problems:
             raise CatalogError(f"catalog file {origin} is malformed", problems)
         name = document["domain"]
+        added = {}  # all or nothing: a bad type leaves the catalog as it was
         for type_name, spec in document["event_types"].items():
-            pointer = f"/event_types/{type_name}"
+            pointer = json_pointer("event_types", type_name)
             if type_name in self.types:
                 raise CatalogError(
                     f"catalog file {origin}: event type {type_name!r} is already defined",
                     [ErrorDetail(pointer, "duplicate event type")],
                 )
-            self.types[type_name] = _event_type(name, type_name, spec, origin, pointer)
+            added[type_name] = _event_type(name, type_name, spec, origin, pointer)
+        self.types.update(added)
         known = self.domains.get(name)
         names = (known.event_types if known else ()) + tuple(document["event_types"])
         self.domains[name] = Domain(name, document["title"], document.get("purpose"), names)

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import MofNCompleteColumn, Progress
 
 from ..bundle import Bundle
+from ..catalog import Catalog
 from ..errors import ReceiptsError, UsageError
 from ..keys import default_origin, generate_key, key_path, load_signer
 from ..ledger import DEFAULT_DB, Ledger
@@ -54,6 +55,13 @@ class _Context:
         self.db = db
         self.catalogs = catalogs
         self._ledger: Ledger | None = None
+
+    @property
+    def catalog(self) -> Catalog:
+        """The catalog alone (catalog commands never open or create a database)."""
+        if self._ledger is not None:
+            return self._ledger.catalog
+        return Catalog.load(self.catalogs)
 
     @property
     def ledger(self) -> Ledger:
@@ -98,6 +106,30 @@ def cli(ctx: click.Context, db: str, catalogs: tuple[str, ...]) -> None:
 def init(c: _Context) -> None:
     """Create the ledger (or migrate it to this version)."""
     _out({"db": c.ledger.store.url, "receipts": c.ledger.size()})
+
+
+@cli.command()
+@pass_ctx
+def migrate(c: _Context) -> None:
+    """Apply pending schema migrations (idempotent) and sync the catalog into the database."""
+    store = c.ledger.store
+    _out({"db": store.url, "applied": store.applied, "receipts": c.ledger.size()})
+
+
+@cli.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--producer", type=click.Choice(PRODUCERS), default="service_role_pipeline")
+@click.option("--batch-size", default=5000, show_default=True, help="Lines per transaction.")
+@pass_ctx
+def import_(c: _Context, file: str, producer: str, batch_size: int) -> None:
+    """Bulk-import a JSON Lines file: each batch is one all-or-nothing transaction (COPY on
+    PostgreSQL). Prints a summary with every rejected line; exits 1 if any batch was rejected."""
+    from .bulk import import_file
+
+    report = import_file(c.ledger, Path(file), producer, max(1, batch_size))
+    _out(report)
+    if report["rejected_batches"]:
+        sys.exit(1)
 
 
 @cli.command()
@@ -213,7 +245,7 @@ def catalog() -> None:
 @pass_ctx
 def catalog_list(c: _Context, domain: str | None) -> None:
     """JSON array of {domain, event_type, entity_types, writers, required}."""
-    _out_pretty([t.summary() for t in c.ledger.catalog.event_types(domain)])
+    _out_pretty([t.summary() for t in c.catalog.event_types(domain)])
 
 
 @catalog.command("show")
@@ -221,7 +253,7 @@ def catalog_list(c: _Context, domain: str | None) -> None:
 @pass_ctx
 def catalog_show(c: _Context, event_type: str) -> None:
     """The payload JSON Schema of EVENT_TYPE."""
-    _out_pretty(c.ledger.catalog.get(event_type).schema())
+    _out_pretty(c.catalog.get(event_type).schema())
 
 
 @catalog.command("export")
@@ -229,7 +261,7 @@ def catalog_show(c: _Context, event_type: str) -> None:
 @pass_ctx
 def catalog_export(c: _Context, directory: str) -> None:
     """Write DIRECTORY/<event_type>.schema.json for every type, plus index.json."""
-    written = c.ledger.catalog.export(directory)
+    written = c.catalog.export(directory)
     _out({"directory": str(Path(directory)), "files": len(written)})
 
 

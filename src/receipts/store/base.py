@@ -97,6 +97,7 @@ class WriteTxn(ReadTxn, Protocol):
 
 class Store(Protocol):
     url: str
+    applied: list[str]  # migrations applied when this store was opened
 
     def read(self) -> AbstractContextManager[ReadTxn]: ...
 

@@ -47,12 +47,22 @@ _COLUMNS: Final = (
     "e.supersedes_id::text, e.revision, e.producer, e.payload, "
     "coalesce(e.entry, x.entry), coalesce(e.leaf_hash, x.leaf_hash)"
 )
+_CHECKPOINTS: Final = (
+    f"SELECT size, root_hash, origin, note, {_TS.format('signed_at')} FROM public.tlog_checkpoints"
+)
 _FROM: Final = "public.ledger_events_v0 e LEFT JOIN public.ledger_entries_v0 x USING (seq)"
 _COPY: Final = (
     "COPY public.ledger_events_v0 (seq, id, domain, event_type, entity_type, entity_id, "
     "owner_user_id, occurred_at, recorded_at, op, logical_id, supersedes_id, revision, producer, "
     "payload, entry, leaf_hash, correlation_id) FROM STDIN"
 )
+_INSERT: Final = (
+    _COPY.replace("COPY", "INSERT INTO", 1).replace(" FROM STDIN", "")
+    + " VALUES ("
+    + ", ".join(["%s"] * 18)
+    + ")"
+)
+_SMALL_BATCH: Final = 32
 _SQLSTATE: Final[dict[str, type[ReceiptsError]]] = {
     "RC422": ValidationError,
     "RC409": RevisionConflictError,
@@ -64,9 +74,10 @@ _SQLSTATE: Final[dict[str, type[ReceiptsError]]] = {
 
 def _row_to_receipt(row: tuple[Any, ...]) -> Receipt:
     *fields, entry, leaf = row
+    receipt_entry = dict(zip(ENTRY_KEYS, fields[1:], strict=True))
     if entry is None:  # a direct SQL insert not yet integrated: derive its bytes from the row
-        return Receipt.from_entry(fields[0], dict(zip(ENTRY_KEYS, fields[1:], strict=True)))
-    return Receipt(*fields, bytes(entry), bytes(leaf))
+        return Receipt.from_entry(fields[0], receipt_entry)
+    return Receipt(seq=fields[0], **receipt_entry, entry_bytes=bytes(entry), leaf_hash=bytes(leaf))
 
 
 def _copy_row(r: Receipt) -> tuple[Any, ...]:
@@ -112,7 +123,7 @@ class _Txn:
         self._conn = conn
 
     def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return self._conn.execute(sql, args).fetchall()  # type: ignore[arg-type]
+        return self._conn.execute(sql, args).fetchall()
 
     def next_seq(self) -> int:
         rows = self._rows("SELECT coalesce(max(seq), -1) + 1 FROM public.ledger_events_v0")
@@ -136,6 +147,10 @@ class _Txn:
         return {r.logical_id: r for r in map(_row_to_receipt, self._rows(sql, [keys]))}
 
     def insert(self, receipts: Sequence[Receipt]) -> None:
+        if len(receipts) <= _SMALL_BATCH:  # fewer round trips than starting a COPY
+            with self._conn.cursor() as cur:
+                cur.executemany(_INSERT, [_copy_row(r) for r in receipts])
+            return
         with self._conn.cursor() as cur, cur.copy(_COPY) as copy:
             for receipt in receipts:
                 copy.write_row(_copy_row(receipt))
@@ -191,9 +206,10 @@ class _Txn:
         return [bytes(found[n]) for n in nodes]
 
     def add_nodes(self, nodes: Sequence[tuple[Node, bytes]]) -> None:
-        with self._conn.cursor() as cur, cur.copy(
-            "COPY public.tlog_nodes (level, idx, hash) FROM STDIN"
-        ) as copy:
+        with (
+            self._conn.cursor() as cur,
+            cur.copy("COPY public.tlog_nodes (level, idx, hash) FROM STDIN") as copy,
+        ):
             for (level, idx), value in nodes:
                 copy.write_row((level, idx, value))
 
@@ -203,7 +219,7 @@ class _Txn:
         )
 
     def checkpoint(self, size: int | None = None) -> StoredCheckpoint | None:
-        sql = f"SELECT size, root_hash, origin, note, {_TS.format('signed_at')} FROM public.tlog_checkpoints"
+        sql = _CHECKPOINTS
         if size is None:
             rows = self._rows(sql + " ORDER BY size DESC LIMIT 1")
         else:
@@ -211,8 +227,7 @@ class _Txn:
         return _checkpoint(rows[0]) if rows else None
 
     def checkpoints(self) -> Iterator[StoredCheckpoint]:
-        sql = f"SELECT size, root_hash, origin, note, {_TS.format('signed_at')} FROM public.tlog_checkpoints ORDER BY size"
-        return map(_checkpoint, self._rows(sql))
+        return map(_checkpoint, self._rows(_CHECKPOINTS + " ORDER BY size"))
 
     def add_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
         c = checkpoint
@@ -237,7 +252,7 @@ class PostgresStore:
             set_json_loads(orjson.loads, self._conn)
             self._conn.execute("SET synchronous_commit = on")
             self._conn.execute("SET TIME ZONE 'UTC'")
-            migrate(self._conn, catalog)
+            self.applied = migrate(self._conn, catalog)
 
     @contextmanager
     def read(self) -> Iterator[_Txn]:
@@ -251,8 +266,10 @@ class PostgresStore:
         # READ COMMITTED (the default): after the lock, each statement sees what the previous
         # lock holder committed (see module docstring).
         with self._lock, _translated(), self._conn.transaction():
-            self._conn.execute("SET LOCAL receipts.sequencer = 'on'")
-            self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (SEQUENCE_LOCK,))
+            self._conn.execute(
+                "SELECT set_config('receipts.sequencer', 'on', true), pg_advisory_xact_lock(%s)",
+                (SEQUENCE_LOCK,),
+            )
             yield _Txn(self._conn)
 
     def get(self, receipt_id: str) -> Receipt | None:
@@ -299,7 +316,7 @@ class PostgresStore:
     def execute(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run raw SQL (tests and tools); errors are translated."""
         with self._lock, _translated():
-            cur = self._conn.execute(sql, args)  # type: ignore[arg-type]
+            cur = self._conn.execute(sql, args)
             return cur.fetchall() if cur.description else []
 
     def close(self) -> None:
@@ -308,7 +325,7 @@ class PostgresStore:
 
     def _fetch(self, sql: str, args: Sequence[Any]) -> list[Receipt]:
         with self._lock, _translated():
-            rows = self._conn.execute(sql, args).fetchall()  # type: ignore[arg-type]
+            rows = self._conn.execute(sql, args).fetchall()
         return list(map(_row_to_receipt, rows))
 
 
@@ -355,10 +372,13 @@ def sync_catalog(conn: psycopg.Connection[Any], catalog: Catalog) -> None:
         return
     conn.execute("DELETE FROM public.ledger_catalog_v0")
     with conn.cursor() as cur:
-        cur.executemany("INSERT INTO public.ledger_catalog_v0 VALUES (%s, %s, %s, %s, %s, %s)", rows)
+        cur.executemany(
+            "INSERT INTO public.ledger_catalog_v0 VALUES (%s, %s, %s, %s, %s, %s)", rows
+        )
     domains = ", ".join(f"'{d}'" for d in sorted(catalog.domains))  # names match ^[a-z][a-z0-9_]*$
     conn.execute(
-        "ALTER TABLE public.ledger_events_v0 DROP CONSTRAINT IF EXISTS ledger_events_v0_domain_check"
+        "ALTER TABLE public.ledger_events_v0 "
+        "DROP CONSTRAINT IF EXISTS ledger_events_v0_domain_check"
     )
     # NOT VALID: rows already stored were checked when written; new rows are checked from now on.
     conn.execute(

@@ -213,10 +213,11 @@ class SQLiteStore:
             self._conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = FULL")
-            self._migrate()
+            self.applied = self._migrate()
 
-    def _migrate(self) -> None:
+    def _migrate(self) -> list[str]:
         conn = self._conn
+        applied = []
         conn.execute("BEGIN IMMEDIATE")  # one migrator at a time, also across processes
         try:
             conn.execute(
@@ -235,10 +236,12 @@ class SQLiteStore:
                         "VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%fZ'))",
                         (version, item.name),
                     )
+                    applied.append(item.name)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        return applied
 
     @contextmanager
     def read(self) -> Iterator[_Txn]:

@@ -1,0 +1,59 @@
+"""PostgreSQL for tests: a migrated template database per session, a clone per test.
+
+The server is the one every development machine and CI runs at 127.0.0.1:5432 (override with
+RECEIPTS_TEST_PG). With CI=true an unreachable server fails the run; elsewhere it skips.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+ADMIN_URL = os.environ.get("RECEIPTS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def url_for(database: str) -> str:
+    return ADMIN_URL.rsplit("/", 1)[0] + "/" + database
+
+
+def admin() -> psycopg.Connection:
+    return psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5)
+
+
+def reachable() -> None:
+    try:
+        admin().close()
+    except psycopg.OperationalError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL at {ADMIN_URL} is unreachable in CI: {exc}")
+        pytest.skip(f"PostgreSQL at {ADMIN_URL} is unreachable: {exc}")
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """A database with every migration applied, used as the template for per-test clones."""
+    reachable()
+    from receipts import Ledger
+
+    name = f"receipts_tpl_{uuid.uuid4().hex[:8]}"
+    with admin() as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    Ledger.open(url_for(name)).close()
+    yield name
+    with admin() as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def pg_url(pg_template: str) -> Iterator[str]:
+    """A fresh, migrated, throwaway database for one test."""
+    name = f"receipts_t_{uuid.uuid4().hex[:10]}"
+    with admin() as conn:
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE {pg_template}")
+    yield url_for(name)
+    with admin() as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
