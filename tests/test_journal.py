@@ -263,6 +263,7 @@ def test_update_and_delete_are_refused(ledger: Ledger, request_for: MakeRequest,
     assert list(ledger.query()) == stored
 
 
+@pytest.mark.backends("sqlite")
 def test_a_raw_sqlite_connection_is_refused_too(
     tmp_path: Path, ledger: Ledger, request_for: MakeRequest
 ) -> None:
@@ -279,6 +280,7 @@ def test_a_raw_sqlite_connection_is_refused_too(
     assert ledger.get(stored.id) == stored
 
 
+@pytest.mark.backends("sqlite")
 def test_wal_and_synchronous_full(tmp_path: Path, ledger: Ledger) -> None:
     execute = ledger.store.execute  # type: ignore[attr-defined]
     assert execute("PRAGMA journal_mode") == [("wal",)]
@@ -293,6 +295,7 @@ def test_wal_and_synchronous_full(tmp_path: Path, ledger: Ledger) -> None:
 # --- stored bytes ------------------------------------------------------------------------------
 
 
+@pytest.mark.backends("sqlite")
 def test_stored_entry_bytes_are_the_canonical_entry(
     ledger: Ledger, request_for: MakeRequest
 ) -> None:

@@ -41,8 +41,8 @@ def signer() -> Signer:
 
 
 @pytest.fixture
-def log(tmp_path: Path, signer: Signer) -> Ledger:
-    ledger = Ledger.open(tmp_path / "log.db", signer=signer)
+def log(ledger_url: str, signer: Signer) -> Ledger:
+    ledger = Ledger.open(ledger_url, signer=signer)
     yield ledger
     ledger.close()
 
@@ -128,6 +128,7 @@ def test_consistency_proofs_between_all_checkpoints_verify(log: Ledger) -> None:
                 verify_consistency(old.size, new.size, proof, old.root_hash, new.root_hash)
 
 
+@pytest.mark.backends("sqlite")  # tampers through a raw sqlite3 connection
 def test_proofs_read_logarithmically_many_nodes(log: Ledger, monkeypatch) -> None:
     stored = log.append_batch(_requests(300))
     log.checkpoint()
@@ -150,6 +151,7 @@ def test_proofs_read_logarithmically_many_nodes(log: Ledger, monkeypatch) -> Non
     assert sum(reads) <= bound
 
 
+@pytest.mark.backends("sqlite")  # tampers through a raw sqlite3 connection
 def test_signing_refuses_a_tree_inconsistent_with_the_last_checkpoint(log: Ledger) -> None:
     log.append_batch(_requests(8))
     log.checkpoint()
@@ -179,6 +181,7 @@ def _tamper(log: Ledger, sql: str) -> None:
         db.execute(sql)
 
 
+@pytest.mark.backends("sqlite")  # tampers through a raw sqlite3 connection
 def test_audit_names_an_edited_payload(log: Ledger) -> None:
     stored = log.append_batch(_requests(10))
     log.checkpoint()
@@ -194,6 +197,7 @@ def test_audit_names_an_edited_payload(log: Ledger) -> None:
     assert caught.value.errors[0].pointer == "/seq/6"
 
 
+@pytest.mark.backends("sqlite")  # tampers through a raw sqlite3 connection
 def test_audit_names_edited_entry_bytes(log: Ledger) -> None:
     stored = log.append_batch(_requests(10))
     _tamper(
@@ -205,6 +209,7 @@ def test_audit_names_edited_entry_bytes(log: Ledger) -> None:
         log.audit()
 
 
+@pytest.mark.backends("sqlite")  # tampers through a raw sqlite3 connection
 def test_audit_names_a_swapped_leaf_hash_and_a_bad_checkpoint(log: Ledger, signer: Signer) -> None:
     log.append_batch(_requests(4))
     log.checkpoint()
@@ -219,6 +224,7 @@ def test_audit_names_a_swapped_leaf_hash_and_a_bad_checkpoint(log: Ledger, signe
         log.audit(other)
 
 
+@pytest.mark.backends("sqlite")  # tampers through a raw sqlite3 connection
 def test_audit_names_a_deleted_row(log: Ledger) -> None:
     log.append_batch(_requests(5))
     with _raw(log) as db:
