@@ -11,10 +11,14 @@ and an ``exit_code`` (for the CLI), so both edges map errors in exactly one plac
     │   └── RevisionConflictError   revision does not supersede the head
     ├── NotFoundError               no such receipt / entity / type       404 / exit 1
     ├── PermissionDeniedError       the writer may not do this            403 / exit 1
+    ├── UnauthorizedError           no valid credentials                  401 / exit 1
     ├── CatalogError                a catalog file is malformed           500 / exit 1
-    ├── FormatError                 a note / checkpoint / proof text does not parse   400 / exit 1
+    ├── FormatError                 malformed input: JSON, note, checkpoint, proof    400 / exit 1
+    │   ├── PayloadTooLargeError    the body is over the size limit       413
+    │   └── UnsupportedMediaTypeError  the content type is not accepted  415
     ├── VerificationError           a signature, proof or hash does not check out     422 / exit 1
     ├── SigningKeyError             signing keys missing or unusable      500 / exit 1
+    ├── OverloadedError             too much work queued; retry later     429 / exit 1
     └── StorageError                the database failed (driver errors end here)       503 / exit 1
         └── AppendOnlyError         an UPDATE/DELETE on the journal was refused
 """
@@ -102,6 +106,20 @@ class PermissionDeniedError(ReceiptsError):
     http_status = 403
 
 
+class UnauthorizedError(ReceiptsError):
+    code = "unauthorized"
+    http_status = 401
+
+
+class OverloadedError(ReceiptsError):
+    code = "overloaded"
+    http_status = 429
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class CatalogError(ReceiptsError):
     code = "catalog_invalid"
 
@@ -109,6 +127,16 @@ class CatalogError(ReceiptsError):
 class FormatError(ReceiptsError):
     code = "format_invalid"
     http_status = 400
+
+
+class PayloadTooLargeError(FormatError):
+    code = "payload_too_large"
+    http_status = 413
+
+
+class UnsupportedMediaTypeError(FormatError):
+    code = "unsupported_media_type"
+    http_status = 415
 
 
 class VerificationError(ReceiptsError):

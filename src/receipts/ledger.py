@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import uuid_utils
 
@@ -25,6 +25,7 @@ from .errors import (
     ErrorDetail,
     IdConflictError,
     NotFoundError,
+    ReceiptsError,
     RevisionConflictError,
     SigningKeyError,
     ValidationError,
@@ -94,8 +95,8 @@ class Ledger:
 
     def append(self, request: dict[str, Any], *, producer: str = SERVICE_ROLE) -> Receipt:
         """Validate and durably store one receipt request; returns the stored receipt."""
-        return self._append(self.validator.validate_batch([request], producer, pointers=[""]),
-                            producer, [""])[0]  # fmt: skip
+        (valid,) = self.validator.validate_batch([request], producer, pointers=[""])
+        return self.commit([Pending(valid, producer, "")])[0]
 
     def append_batch(
         self,
@@ -110,7 +111,7 @@ class Ledger:
             list(pointers) if pointers is not None else [f"/{i}" for i in range(len(requests))]
         )
         valid = self.validator.validate_batch(requests, producer, pointers=prefixes)
-        return self._append(valid, producer, prefixes)
+        return self.commit([Pending(v, producer, p) for v, p in zip(valid, prefixes, strict=True)])
 
     def amend(self, head_id: str, payload: dict[str, Any], **fields: Any) -> Receipt:
         return self._revise("amend", head_id, payload, fields)
@@ -141,9 +142,37 @@ class Ledger:
         }
         return self.append(request, producer=producer)
 
-    def _append(self, valid: list[Request], producer: str, pointers: list[str]) -> list[Receipt]:
+    def commit(self, pending: Sequence[Pending]) -> list[Receipt]:
+        """Durably store already validated requests in ONE transaction (all or nothing)."""
         with self.store.write() as txn:
-            return _Batch(txn, producer, format_time(self._clock())).run(valid, pointers)
+            return _Batch(txn, format_time(self._clock())).run(pending)
+
+    def commit_groups(
+        self, groups: Sequence[Sequence[Pending]]
+    ) -> list[list[Receipt] | ReceiptsError]:
+        """Group commit: store several independent atomic groups (e.g. concurrent HTTP
+        requests) in ONE transaction when all succeed. If any is refused, fall back to one
+        transaction per group, so one writer's conflict never fails another's receipts.
+        Returns, per group, its receipts or its error."""
+        flat = [item for group in groups for item in group]
+        try:
+            stored = self.commit(flat)
+        except (ConflictError, NotFoundError, ValidationError):
+            if len(groups) == 1:
+                raise
+        else:
+            out: list[list[Receipt] | ReceiptsError] = []
+            for group in groups:
+                out.append(stored[: len(group)])
+                stored = stored[len(group) :]
+            return out
+        results: list[list[Receipt] | ReceiptsError] = []
+        for group in groups:
+            try:
+                results.append(self.commit(group))
+            except (ConflictError, NotFoundError, ValidationError) as error:
+                results.append(error)
+        return results
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -170,6 +199,7 @@ class Ledger:
         until: str | None = None,
         after: int | None = None,
         limit: int | None = None,
+        visible_to: str | None = None,
     ) -> Iterator[Receipt]:
         """Receipts matching every given filter, in ``seq`` order, fetched page by page."""
         entity_type, entity_id = split_entity(entity) if entity else (None, None)
@@ -179,7 +209,7 @@ class Ledger:
             page = self.store.query(
                 Query(entity_type, entity_id, correlation_id, domain, event_type,
                       bounds["since"], bounds["until"], after,
-                      PAGE if left is None else min(left, PAGE))
+                      PAGE if left is None else min(left, PAGE), visible_to)
             )  # fmt: skip
             yield from page
             if len(page) < PAGE:
@@ -201,6 +231,11 @@ class Ledger:
 
     def size(self) -> int:
         return self.store.size()
+
+    def grant(self, entity: str, user_id: str, *, granted_by: str = SERVICE_ROLE) -> None:
+        """Let ``user_id`` read every receipt about ``entity`` (TYPE:ID), e.g. a community's
+        members or a partnership's parties. Idempotent."""
+        self.store.grant(*split_entity(entity), user_id, granted_by)
 
     # --- the verifiable log --------------------------------------------------------------------
 
@@ -264,17 +299,25 @@ def _time_arg(name: str, value: str | None) -> str | None:
         raise ValidationError(f"bad --{name}", [ErrorDetail(f"/{name}", str(exc))]) from None
 
 
+class Pending(NamedTuple):
+    """A validated request waiting to be committed: who writes it, where errors point."""
+
+    request: Request
+    producer: str
+    pointer: str
+
+
 class _Batch:
     """One write transaction: ids, revision heads and seqs resolved under the write lock."""
 
-    def __init__(self, txn: WriteTxn, producer: str, now: str) -> None:
+    def __init__(self, txn: WriteTxn, now: str) -> None:
         self.txn = txn
-        self.producer = producer
         self.now = now
         self.by_id: dict[str, Receipt] = {}
         self.heads: dict[str, Receipt] = {}
 
-    def run(self, requests: list[Request], pointers: list[str]) -> list[Receipt]:
+    def run(self, pending: Sequence[Pending]) -> list[Receipt]:
+        requests = [p.request for p in pending]
         wanted = [r.id for r in requests if r.id] + [
             r.supersedes_id for r in requests if r.supersedes_id
         ]
@@ -286,7 +329,7 @@ class _Batch:
             )
         seq = self.txn.next_seq()
         out, new = [], []
-        for request, pointer in zip(requests, pointers, strict=True):
+        for request, producer, pointer in pending:
             receipt_id = request.id or str(uuid_utils.uuid7())
             prior = self.by_id.get(receipt_id)
             if prior is not None:
@@ -310,7 +353,7 @@ class _Batch:
                 "logical_id": logical_id,
                 "supersedes_id": request.supersedes_id,
                 "revision": revision,
-                "producer": self.producer,
+                "producer": producer,
                 "payload": request.payload,
             })  # fmt: skip
             seq += 1

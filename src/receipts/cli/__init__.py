@@ -265,6 +265,29 @@ def catalog_export(c: _Context, directory: str) -> None:
     _out({"directory": str(Path(directory)), "files": len(written)})
 
 
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option(
+    "--insecure-dev", is_flag=True, help="Serve without RECEIPTS_JWT_SECRET (local only)."
+)
+@pass_ctx
+def serve(c: _Context, host: str, port: int, insecure_dev: bool) -> None:
+    """Serve the HTTP API (OpenAPI at /openapi.json, docs at /docs)."""
+    import uvicorn
+
+    from ..api import Settings, create_app
+
+    settings = Settings.from_env(insecure_dev=insecure_dev)  # refuses without a JWT secret
+    ledger = c.ledger
+    if ledger.signer is None:  # checkpoints need a key: make one the first time, like sshd
+        path = key_path(c.db)
+        ledger.signer = generate_key(path, default_origin(c.db))
+        click.echo(f"generated signing key {path}; verifier key: "
+                   f"{ledger.signer.verifier().to_key_string()}", err=True)  # fmt: skip
+    uvicorn.run(create_app(ledger, settings), host=host, port=port, log_level="warning")
+
+
 @cli.group()
 def keys() -> None:
     """The checkpoint signing key (Ed25519, C2SP signed-note)."""

@@ -33,6 +33,7 @@ class Query:
     until: str | None = None  # occurred_at < until
     after: int | None = None
     limit: int | None = None
+    visible_to: str | None = None  # only receipts this user owns or is granted (audience)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +114,14 @@ class Store(Protocol):
 
     def size(self) -> int:
         """Number of receipts in the journal (the next ``seq``)."""
+        ...
+
+    def can_read(self, receipt: Receipt, user_id: str) -> bool:
+        """Whether ``user_id`` owns the receipt or is granted its entity."""
+        ...
+
+    def grant(self, entity_type: str, entity_id: str, user_id: str, granted_by: str) -> None:
+        """Let ``user_id`` read every receipt about the entity (idempotent)."""
         ...
 
     def close(self) -> None: ...

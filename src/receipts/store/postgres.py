@@ -41,6 +41,10 @@ SEQUENCE_LOCK: Final = 7236601  # also in migrations/postgres/0003_sequencing.sq
 MIGRATION_LOCK: Final = 7236602
 
 _TS = "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+_VISIBLE: Final = (
+    "(e.owner_user_id = %s OR EXISTS (SELECT 1 FROM public.ledger_audience_v0 a "
+    "WHERE a.entity_type = e.entity_type AND a.entity_id = e.entity_id AND a.user_id = %s))"
+)
 _COLUMNS: Final = (
     "e.seq, e.id::text, e.domain, e.event_type, e.entity_type, e.entity_id, e.owner_user_id, "
     f"{_TS.format('e.occurred_at')}, {_TS.format('e.recorded_at')}, e.op, e.logical_id::text, "
@@ -289,6 +293,9 @@ class PostgresStore:
         if query.until is not None:
             where.append("e.occurred_at < %s")
             args.append(query.until)
+        if query.visible_to is not None:
+            where.append(_VISIBLE)
+            args += [query.visible_to, query.visible_to]
         if query.after is not None:
             where.append("e.seq > %s")
             args.append(query.after)
@@ -312,6 +319,23 @@ class PostgresStore:
     def size(self) -> int:
         rows = self.execute("SELECT coalesce(max(seq), -1) + 1 FROM public.ledger_events_v0")
         return int(rows[0][0])
+
+    def can_read(self, receipt: Receipt, user_id: str) -> bool:
+        if receipt.owner_user_id == user_id:
+            return True
+        rows = self.execute(
+            "SELECT 1 FROM public.ledger_audience_v0 WHERE entity_type = %s AND entity_id = %s "
+            "AND user_id = %s",
+            (receipt.entity_type, receipt.entity_id, user_id),
+        )
+        return bool(rows)
+
+    def grant(self, entity_type: str, entity_id: str, user_id: str, granted_by: str) -> None:
+        self.execute(
+            "INSERT INTO public.ledger_audience_v0 (entity_type, entity_id, user_id, granted_at, "
+            "granted_by) VALUES (%s, %s, %s, now(), %s) ON CONFLICT DO NOTHING",
+            (entity_type, entity_id, user_id, granted_by),
+        )
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run raw SQL (tests and tools); errors are translated."""

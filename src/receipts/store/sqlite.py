@@ -33,6 +33,11 @@ from ..model import Receipt
 from ..tlog import Node
 from .base import Query, StoredCheckpoint
 
+_VISIBLE: Final = (
+    "(owner_user_id = ? OR EXISTS (SELECT 1 FROM ledger_audience_v0 a "
+    "WHERE a.entity_type = ledger_events_v0.entity_type "
+    "AND a.entity_id = ledger_events_v0.entity_id AND a.user_id = ?))"
+)
 _COLUMNS: Final = (
     "seq, id, domain, event_type, entity_type, entity_id, owner_user_id, occurred_at, "
     "recorded_at, op, logical_id, supersedes_id, revision, producer, payload, entry, leaf_hash"
@@ -207,13 +212,24 @@ class SQLiteStore:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self.url = "sqlite:///" + self.path
+        # Two connections: in WAL mode readers see the last commit without waiting for the
+        # writer, so queries stay fast while a (group) commit is in progress.
         self._lock = threading.RLock()
+        self._read_lock = threading.RLock()
         with _translated():
-            self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            self._conn = self._connect()
             self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA synchronous = FULL")
             self.applied = self._migrate()
+            shared = self.path == ":memory:"  # each :memory: connection is its own database
+            self._reader = self._conn if shared else self._connect()
+            if shared:
+                self._read_lock = self._lock
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA synchronous = FULL")
+        return conn
 
     def _migrate(self) -> list[str]:
         conn = self._conn
@@ -246,12 +262,12 @@ class SQLiteStore:
     @contextmanager
     def read(self) -> Iterator[_Txn]:
         """A read-only snapshot: everything read inside sees the same committed state."""
-        with self._lock, _translated():
-            self._conn.execute("BEGIN")
+        with self._read_lock, _translated():
+            self._reader.execute("BEGIN")
             try:
-                yield _Txn(self._conn)
+                yield _Txn(self._reader)
             finally:
-                self._conn.execute("ROLLBACK")
+                self._reader.execute("ROLLBACK")
 
     @contextmanager
     def write(self) -> Iterator[_Txn]:
@@ -281,6 +297,9 @@ class SQLiteStore:
         if query.until is not None:
             where.append("occurred_at < ?")
             args.append(query.until)
+        if query.visible_to is not None:
+            where.append(_VISIBLE)
+            args += [query.visible_to, query.visible_to]
         if query.after is not None:
             where.append("seq > ?")
             args.append(query.after)
@@ -302,11 +321,29 @@ class SQLiteStore:
         return self._fetch(sql, (entity_type, entity_id))
 
     def size(self) -> int:
-        with self._lock, _translated():
-            (value,) = self._conn.execute(
+        with self._read_lock, _translated():
+            (value,) = self._reader.execute(
                 "SELECT COALESCE(MAX(seq), -1) + 1 FROM ledger_events_v0"
             ).fetchone()
         return int(value)
+
+    def can_read(self, receipt: Receipt, user_id: str) -> bool:
+        if receipt.owner_user_id == user_id:
+            return True
+        rows = self.execute(
+            "SELECT 1 FROM ledger_audience_v0 WHERE entity_type = ? AND entity_id = ? "
+            "AND user_id = ?",
+            (receipt.entity_type, receipt.entity_id, user_id),
+        )
+        return bool(rows)
+
+    def grant(self, entity_type: str, entity_id: str, user_id: str, granted_by: str) -> None:
+        self.execute(
+            "INSERT INTO ledger_audience_v0 (entity_type, entity_id, user_id, granted_at, "
+            "granted_by) VALUES (?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ'), ?) "
+            "ON CONFLICT DO NOTHING",
+            (entity_type, entity_id, user_id, granted_by),
+        )
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run raw SQL on the store's connection (tests and tools); errors are translated."""
@@ -314,12 +351,13 @@ class SQLiteStore:
             return self._conn.execute(sql, args).fetchall()
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._read_lock:
+            self._reader.close()
             self._conn.close()
 
     def _fetch(self, sql: str, args: Sequence[Any]) -> list[Receipt]:
-        with self._lock, _translated():
-            return list(map(_row_to_receipt, self._conn.execute(sql, args)))
+        with self._read_lock, _translated():
+            return list(map(_row_to_receipt, self._reader.execute(sql, args)))
 
 
 def _statements(script: str) -> list[str]:

@@ -1,0 +1,7 @@
+"""The HTTP service: ``create_app(ledger, settings)``, served by ``receipts serve``."""
+
+from .app import create_app
+from .auth import Principal, authenticate
+from .settings import Settings
+
+__all__ = ["Principal", "Settings", "authenticate", "create_app"]

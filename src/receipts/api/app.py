@@ -1,0 +1,84 @@
+"""The ASGI app: ``create_app(ledger, settings)``.
+
+One writer thread does every write (group commits and checkpoints); reads run in the
+threadpool on the store's read connection. A background task integrates and signs a checkpoint
+every ``checkpoint_interval`` seconds when there is something new, so proofs stay fresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+
+from fastapi import FastAPI
+
+from ..errors import ReceiptsError
+from ..ledger import Ledger
+from .commit import GroupCommitter
+from .metrics import Metrics, MetricsMiddleware
+from .problems import handle_receipts_error
+from .settings import Settings
+
+log = logging.getLogger("receipts.api")
+
+
+class Service:
+    """What the routes share: the ledger, settings, the committer and metrics."""
+
+    def __init__(self, ledger: Ledger, settings: Settings) -> None:
+        self.ledger = ledger
+        self.settings = settings
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="receipts-writer")
+        self.committer = GroupCommitter(ledger, settings, self.writer)
+        self.metrics = Metrics(self)
+        self.checkpoint_size = -1  # size of the latest signed checkpoint we know of
+
+    async def run_checkpointer(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.settings.checkpoint_interval)
+            try:
+                size = await loop.run_in_executor(None, self.ledger.size)
+                if size != self.checkpoint_size:
+                    cp = await loop.run_in_executor(self.writer, self.ledger.checkpoint)
+                    self.checkpoint_size = cp.size
+            except ReceiptsError as error:  # keep serving; the next tick retries
+                log.warning("checkpoint failed: %s", error.message)
+
+
+def create_app(ledger: Ledger, settings: Settings) -> FastAPI:
+    service = Service(ledger, settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service.committer.start()
+        checkpointer = None
+        if settings.checkpoint_interval > 0 and ledger.signer is not None:
+            checkpointer = asyncio.create_task(service.run_checkpointer(), name="checkpointer")
+        try:
+            yield
+        finally:
+            if checkpointer is not None:
+                checkpointer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await checkpointer
+            await service.committer.stop()
+            service.writer.shutdown(wait=True)
+
+    app = FastAPI(
+        title="receipts",
+        summary="A verifiable receipts ledger: append, query, prove.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.add_exception_handler(ReceiptsError, handle_receipts_error)
+    app.add_middleware(MetricsMiddleware, metrics=service.metrics)
+
+    from . import routes
+
+    routes.install(app, service)
+    return app

@@ -1,0 +1,251 @@
+"""The /v0 API: append, query, current view, checkpoint, proofs, catalog, health, metrics,
+and a server-sent-events tail of new receipts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Query
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
+
+from ..errors import ErrorDetail, NotFoundError, PermissionDeniedError, ValidationError
+from ..ledger import Pending
+from ..model import Receipt
+from ..validate import REQUEST_FIELDS
+from .app import Service
+from .auth import Principal, authenticate
+from .body import read_json
+
+JSON = "application/json"
+MAX_LIMIT = 1000
+
+_STRING = {"type": "string"}
+REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["domain", "event_type", "entity_type", "entity_id", "payload"],
+    "additionalProperties": False,
+    "properties": {
+        **{k: _STRING for k in sorted(REQUEST_FIELDS)},
+        "payload": {"type": "object"},
+        "op": {"enum": ["assert", "amend", "void", "restate"]},
+        "owner_user_id": {"type": ["string", "null"]},
+    },
+}
+_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            JSON: {
+                "schema": {"oneOf": [REQUEST_SCHEMA, {"type": "array", "items": REQUEST_SCHEMA}]}
+            }
+        },
+    }
+}
+
+
+def json_response(value: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(value), status, media_type=JSON)
+
+
+def principal_of(request: Request, service: Service) -> Principal:
+    return authenticate(request.headers.get("authorization"), service.settings)
+
+
+def _own(principal: Principal, raw: Any, pointer: str) -> None:
+    """An end user writes only receipts it owns: owner_user_id is its `sub`, filled if absent."""
+    if principal.role != "authenticated" or type(raw) is not dict:
+        return
+    owner = raw.setdefault("owner_user_id", principal.sub)
+    if owner is None:
+        raw["owner_user_id"] = principal.sub
+    elif owner != principal.sub:
+        raise PermissionDeniedError(
+            "an end user may only write receipts it owns",
+            [ErrorDetail(f"{pointer}/owner_user_id", f"expected {principal.sub!r} or absent")],
+        )
+
+
+def install(app: FastAPI, service: Service) -> None:
+    ledger = service.ledger
+
+    def readable(principal: Principal, receipt: Receipt) -> bool:
+        if principal.reads_everything:
+            return True
+        return principal.sub is not None and ledger.store.can_read(receipt, principal.sub)
+
+    @app.post("/v0/receipts", status_code=201, openapi_extra=_BODY, tags=["receipts"])
+    async def append(request: Request) -> Response:
+        """Append one receipt request, or an array (one atomic batch). 201 = durably committed."""
+        principal = principal_of(request, service)
+        producer = principal.producer
+        body = await read_json(request, service.settings.body_limit)
+        many = type(body) is list
+        items = body if many else [body]
+        if not items:
+            raise ValidationError("empty batch", [ErrorDetail("", "expected at least one receipt")])
+        pointers = [f"/{i}" for i in range(len(items))] if many else [""]
+        for raw, pointer in zip(items, pointers, strict=True):
+            _own(principal, raw, pointer)
+        valid = ledger.validator.validate_batch(items, producer, pointers=pointers)
+        if principal.role == "authenticated":
+            await run_in_threadpool(_check_revisions_owned, principal, valid, pointers)
+        stored = await service.committer.submit(
+            [Pending(v, producer, p) for v, p in zip(valid, pointers, strict=True)]
+        )
+        service.metrics.appended.labels(producer).inc(len(stored))
+        dicts = [r.to_dict() for r in stored]
+        return json_response(dicts if many else dicts[0], 201)
+
+    def _check_revisions_owned(principal: Principal, valid: list[Any], pointers: list[str]) -> None:
+        for request, pointer in zip(valid, pointers, strict=True):
+            if request.supersedes_id is None:
+                continue
+            head = ledger.store.get(request.supersedes_id)
+            if head is not None and head.owner_user_id != principal.sub:
+                raise PermissionDeniedError(
+                    "an end user may only revise its own events",
+                    [ErrorDetail(f"{pointer}/supersedes_id", "not your receipt")],
+                )
+
+    @app.get("/v0/receipts/{receipt_id}", tags=["receipts"])
+    def get_receipt(request: Request, receipt_id: str, format: str | None = None) -> Response:
+        """One receipt; ``?format=cloudevent`` gives it as a CloudEvent."""
+        principal = principal_of(request, service)
+        principal.require_reader()
+        receipt = ledger.get(receipt_id)
+        if not readable(principal, receipt):
+            raise NotFoundError(f"no receipt {receipt_id!r}", [ErrorDetail("/id", "not found")])
+        if format == "cloudevent":
+            from ..cloudevents import receipt_to_cloudevent
+
+            event = receipt_to_cloudevent(receipt, source=service.settings.source_uri,
+                                          catalog=ledger.catalog)  # fmt: skip
+            return Response(orjson.dumps(event), media_type="application/cloudevents+json")
+        if format not in (None, "json"):
+            raise ValidationError("unknown format", [ErrorDetail("/format", "expected cloudevent")])
+        return json_response(receipt.to_dict())
+
+    @app.get("/v0/receipts", tags=["receipts"])
+    def list_receipts(
+        request: Request,
+        entity: str | None = None,
+        correlation_id: str | None = None,
+        domain: str | None = None,
+        event_type: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        after: int | None = Query(None, ge=-1),
+        limit: int = Query(100, ge=1, le=MAX_LIMIT),
+    ) -> Response:
+        """Receipts matching every filter, in seq order; page with ``after=next_after``."""
+        principal = principal_of(request, service)
+        principal.require_reader()
+        items = list(ledger.query(
+            entity=entity, correlation_id=correlation_id, domain=domain, event_type=event_type,
+            since=since, until=until, after=after, limit=limit,
+            visible_to=None if principal.reads_everything else principal.sub,
+        ))  # fmt: skip
+        next_after = items[-1].seq if len(items) == limit else None
+        return json_response({"items": [r.to_dict() for r in items], "next_after": next_after})
+
+    @app.get("/v0/entities/{entity}/current", tags=["receipts"])
+    def current(request: Request, entity: str, include_voided: bool = False) -> Response:
+        """The current view of an entity: the latest revision of each logical event."""
+        principal = principal_of(request, service)
+        principal.require_reader()
+        heads = ledger.current(entity, include_voided=include_voided)
+        return json_response([r.to_dict() for r in heads if readable(principal, r)])
+
+    @app.get("/v0/checkpoint", response_class=PlainTextResponse, tags=["proofs"])
+    def checkpoint() -> Response:
+        """The latest signed checkpoint (C2SP signed note), verbatim."""
+        with ledger.store.read() as txn:
+            latest = txn.checkpoint()
+        if latest is None:
+            raise NotFoundError("no checkpoint yet", [ErrorDetail("/size", "nothing signed yet")])
+        return PlainTextResponse(latest.note)
+
+    @app.get("/v0/proofs/inclusion", tags=["proofs"])
+    def inclusion(
+        request: Request,
+        id: str | None = None,
+        seq: int | None = Query(None, ge=0),
+        size: int | None = Query(None, ge=1),
+    ) -> Response:
+        """An offline bundle {entry, proof} for a receipt (by id or seq) in a checkpoint."""
+        principal = principal_of(request, service)
+        principal.require_reader()
+        if (id is None) == (seq is None):
+            raise ValidationError("give id or seq", [ErrorDetail("/id", "exactly one of id, seq")])
+        if seq is not None:
+            found = list(ledger.query(after=seq - 1, limit=1))
+            if not found or found[0].seq != seq:
+                raise NotFoundError(f"no receipt at seq {seq}", [ErrorDetail("/seq", "not found")])
+            id = found[0].id
+        assert id is not None
+        receipt = ledger.get(id)
+        if not readable(principal, receipt):
+            raise NotFoundError(f"no receipt {id!r}", [ErrorDetail("/id", "not found")])
+        return json_response(ledger.prove(receipt.id, size).to_dict())
+
+    @app.get("/v0/proofs/consistency", tags=["proofs"])
+    def consistency(
+        old: int = Query(..., alias="from", ge=0), new: int = Query(..., alias="to", ge=0)
+    ) -> Response:
+        """RFC 9162 consistency proof between two tree sizes (hex hashes)."""
+        hashes = ledger.consistency(old, new)
+        return json_response(
+            {"old_size": old, "new_size": new, "hashes": [h.hex() for h in hashes]}
+        )
+
+    @app.get("/v0/catalog", tags=["catalog"])
+    def catalog() -> Response:
+        return json_response([t.summary() for t in ledger.catalog])
+
+    @app.get("/v0/catalog/{event_type}", tags=["catalog"])
+    def catalog_type(event_type: str) -> Response:
+        return json_response(ledger.catalog.get(event_type).schema())
+
+    @app.get("/health", tags=["service"])
+    def health() -> Response:
+        return json_response({"status": "ok", "receipts": ledger.size(),
+                              "checkpoint_size": service.checkpoint_size})  # fmt: skip
+
+    @app.get("/metrics", response_class=PlainTextResponse, tags=["service"])
+    def metrics() -> Response:
+        return Response(service.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/v0/stream", tags=["receipts"])
+    async def stream(request: Request, after: int | None = Query(None, ge=-1)) -> Response:
+        """Server-sent events: every new receipt from ``after`` on, live. Resumable: each event's
+        id is its seq, and a reconnecting client's ``Last-Event-ID`` wins over ``after``."""
+        principal = principal_of(request, service)
+        principal.require_reader()
+        last = request.headers.get("last-event-id")
+        cursor = (
+            int(last) if last and last.lstrip("-").isdigit() else (-1 if after is None else after)
+        )
+        visible = None if principal.reads_everything else principal.sub
+        return StreamingResponse(_tail(request, cursor, visible), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store"})  # fmt: skip
+
+    def _page(cursor: int, visible: str | None) -> list[Receipt]:
+        return list(ledger.query(after=cursor, limit=500, visible_to=visible))
+
+    async def _tail(request: Request, cursor: int, visible: str | None) -> AsyncIterator[bytes]:
+        yield b": receipts stream\n\n"
+        while not await request.is_disconnected():
+            page = await run_in_threadpool(_page, cursor, visible)
+            for r in page:
+                yield b"id: %d\nevent: receipt\ndata: %s\n\n" % (r.seq, r.to_json())
+                cursor = r.seq
+            if len(page) < 500:
+                try:
+                    await asyncio.wait_for(service.committer.committed.wait(), timeout=15)
+                except TimeoutError:
+                    yield b": keep-alive\n\n"

@@ -1,0 +1,49 @@
+"""Service settings, from the environment (``RECEIPTS_*``) or given directly."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from ..errors import UsageError
+
+
+@dataclass(frozen=True)
+class Settings:
+    jwt_secret: str | None = None
+    edge_function_keys: frozenset[str] = field(default_factory=frozenset)
+    insecure_dev: bool = False
+    source_uri: str = "urn:receipts:ledger"  # CloudEvents `source` of receipts we emit
+    body_limit: int = 1 << 20  # bytes
+    checkpoint_interval: float = 1.0  # seconds; 0 disables the background checkpointer
+    max_queue: int = 10_000  # receipts waiting for commit before 429
+    group_max: int = 1000  # receipts per group commit
+    group_wait: float = 0.001  # seconds a group waits for company once a commit is due
+    store_unknown_cloudevents: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.jwt_secret and not self.insecure_dev:
+            raise UsageError(
+                "RECEIPTS_JWT_SECRET is not set: refusing to serve without authentication "
+                "(use --insecure-dev for local experiments)"
+            )
+
+    @classmethod
+    def from_env(cls, *, insecure_dev: bool = False, **overrides: object) -> Settings:
+        env = os.environ
+        keys = frozenset(
+            k.strip() for k in env.get("RECEIPTS_EDGE_FUNCTION_KEYS", "").split(",") if k.strip()
+        )
+        values: dict[str, object] = {
+            "jwt_secret": env.get("RECEIPTS_JWT_SECRET") or None,
+            "edge_function_keys": keys,
+            "insecure_dev": insecure_dev,
+            "source_uri": env.get("RECEIPTS_SOURCE_URI", cls.source_uri),
+            "body_limit": int(env.get("RECEIPTS_BODY_LIMIT", cls.body_limit)),
+            "checkpoint_interval": float(
+                env.get("RECEIPTS_CHECKPOINT_INTERVAL", cls.checkpoint_interval)
+            ),
+            "store_unknown_cloudevents": env.get("RECEIPTS_STORE_UNKNOWN_CLOUDEVENTS") == "1",
+        }
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
