@@ -26,7 +26,11 @@ DOMAINS = [
     "model_lifecycle",
     "data_export",
     "device_capability",
+    "ocn",
 ]
+# The ledger's own catalog (94 types in 9 domains) plus the OCN CloudEvent types.
+LEDGER_TYPES = 94
+OCN_TYPES = {"orca_decision", "orca_explanation", "weave_audit"}
 PRODUCERS = {"client", "edge_function", "service_role_pipeline"}
 OWN_SOURCE = {
     "expertise_level_asserted",
@@ -48,6 +52,7 @@ EXPECTED_COUNTS = {
     "model_lifecycle": 5,
     "data_export": 5,
     "device_capability": 20,
+    "ocn": 3,
 }
 IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
 TOP_KEYS = {"domain", "title", "purpose", "event_types"}
@@ -83,7 +88,7 @@ TYPES = [
 ]
 
 
-def test_exactly_the_nine_domain_files() -> None:
+def test_exactly_the_ten_domain_files() -> None:
     assert sorted(p.stem for p in DATA_DIR.glob("*.json")) == sorted(DOMAINS)
 
 
@@ -98,10 +103,12 @@ def test_domain_file_shape(domain: str) -> None:
     assert len(doc["event_types"]) == EXPECTED_COUNTS[domain]
 
 
-def test_total_is_94_and_names_unique() -> None:
+def test_total_is_94_ledger_types_plus_the_ocn_types_and_names_unique() -> None:
     names = [name for doc in CATALOG.values() for name in doc["event_types"]]
-    assert len(names) == 94
-    assert len(set(names)) == 94
+    ledger = [name for d, doc in CATALOG.items() if d != "ocn" for name in doc["event_types"]]
+    assert len(ledger) == LEDGER_TYPES
+    assert set(CATALOG["ocn"]["event_types"]) == OCN_TYPES
+    assert len(names) == len(set(names)) == LEDGER_TYPES + len(OCN_TYPES)
     assert all(IDENT.match(n) for n in names)
 
 

@@ -65,11 +65,6 @@ class Request:
     supersedes_id: str | None
 
 
-def escape_pointer(token: str | int) -> str:
-    """One JSON-pointer token, escaped (RFC 6901)."""
-    return json_pointer(token)[1:]
-
-
 def _compile(schema: dict[str, Any]) -> Any:
     return jsonschema_rs.Draft202012Validator(schema, validate_formats=True)
 

@@ -78,7 +78,8 @@ def create_app(ledger: Ledger, settings: Settings) -> FastAPI:
     app.add_exception_handler(ReceiptsError, handle_receipts_error)
     app.add_middleware(MetricsMiddleware, metrics=service.metrics)
 
-    from . import routes
+    from . import events, routes
 
     routes.install(app, service)
+    events.install(app, service)
     return app

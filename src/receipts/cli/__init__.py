@@ -279,6 +279,10 @@ def serve(c: _Context, host: str, port: int, insecure_dev: bool) -> None:
     from ..api import Settings, create_app
 
     settings = Settings.from_env(insecure_dev=insecure_dev)  # refuses without a JWT secret
+    if settings.store_unknown_cloudevents:
+        from ..cloudevents import UNKNOWN_CATALOG
+
+        c.catalogs += (UNKNOWN_CATALOG,)
     ledger = c.ledger
     if ledger.signer is None:  # checkpoints need a key: make one the first time, like sshd
         path = key_path(c.db)

@@ -1,0 +1,148 @@
+"""CloudEvents over HTTP: ``POST /events`` (structured, binary and batch modes) and the OCN
+Weave view ``GET /receipts/{trace_id}``.
+
+Every accepted event becomes a receipt (idempotent by its (source, id)); the response is
+CloudEvents too: for an OCN decision or explanation its ``ocn.weave.audit.v1`` event, for any
+other event the stored receipt as a CloudEvent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..cloudevents import (
+    audit_event,
+    cloudevent_to_request,
+    from_http,
+    receipt_to_cloudevent,
+    to_batch,
+    to_structured,
+)
+from ..cloudevents.convert import request_id
+from ..cloudevents.ocn import AUDITED_TYPES
+from ..errors import ErrorDetail, ReceiptsError, ValidationError
+from ..ledger import Pending
+from ..model import Receipt
+from .app import Service
+from .body import read_body
+from .routes import json_response, principal_of
+
+UNKNOWN_DOMAIN, UNKNOWN_TYPE = "cloudevents", "unknown_event"
+
+
+def _to_request(event: dict[str, Any], service: Service) -> dict[str, Any]:
+    try:
+        return cloudevent_to_request(event, service.ledger.catalog)
+    except ValidationError as error:
+        unknown = any(e.pointer.endswith("/type") for e in error.errors)
+        if not (unknown and service.settings.store_unknown_cloudevents):
+            raise
+    attributes = {k: v for k, v in event.items() if k not in ("data", "data_base64")}
+    data = {k: event[k] for k in ("data", "data_base64") if k in event}
+    request: dict[str, Any] = {
+        "id": request_id(event["source"], event["id"]),
+        "domain": UNKNOWN_DOMAIN,
+        "event_type": UNKNOWN_TYPE,
+        "entity_type": "source",
+        "entity_id": event["source"],
+        "payload": {**data, "cloudevent": attributes},
+    }
+    if event.get("time"):
+        request["occurred_at"] = event["time"]
+    return request
+
+
+def _data_pointer(pointer: str, prefix: str, ocn: bool) -> str:
+    """Payload errors point into the event's ``data``, where the sender put the value."""
+    head = f"{prefix}/payload/data" if ocn else f"{prefix}/payload"
+    return f"{prefix}/data{pointer[len(head) :]}" if pointer.startswith(head) else pointer
+
+
+def _in_data(detail: ErrorDetail, prefixes: list[str], ocn: list[bool], batch: bool) -> ErrorDetail:
+    i = int(detail.pointer.split("/")[1]) if batch else 0
+    return ErrorDetail(_data_pointer(detail.pointer, prefixes[i], ocn[i]), detail.message)
+
+
+def install(app: FastAPI, service: Service) -> None:
+    ledger = service.ledger
+
+    def audit_status(receipt: Receipt) -> tuple[str, str | None]:
+        with ledger.store.read() as txn:
+            latest = txn.checkpoint()
+        if latest is not None and latest.size > receipt.seq:
+            return "confirmed", latest.signed_at
+        return "stored", None
+
+    def answer(receipt: Receipt) -> dict[str, Any]:
+        if (
+            receipt.domain == "ocn"
+            and receipt.event_type in AUDITED_TYPES
+            and receipt.op == "assert"
+        ):
+            status, verified_at = audit_status(receipt)
+            return audit_event(receipt, source=service.settings.source_uri, status=status,
+                               verified_at=verified_at)  # fmt: skip
+        return receipt_to_cloudevent(receipt, source=service.settings.source_uri,
+                                     catalog=ledger.catalog)  # fmt: skip
+
+    @app.post("/events", status_code=201, tags=["cloudevents"])
+    async def ingest(request: Request) -> Response:
+        """CloudEvents HTTP binding v1.0.2: structured, binary or batch mode, chosen by
+        Content-Type. Known ledger types and the OCN types are validated against their
+        schemas. Retrying an event (same source and id) returns the first result."""
+        principal = principal_of(request, service)
+        producer = principal.producer
+        body = await read_body(request, service.settings.body_limit)
+        events = from_http(dict(request.headers), body)
+        batch = (
+            request.headers.get("content-type", "")
+            .lower()
+            .startswith("application/cloudevents-batch+json")
+        )
+        prefixes = [f"/{i}" for i in range(len(events))] if batch else [""]
+        requests, problems = [], []
+        for event, prefix in zip(events, prefixes, strict=True):
+            try:
+                requests.append(_to_request(event, service))
+            except ValidationError as error:
+                problems += [ErrorDetail(prefix + e.pointer, e.message) for e in error.errors]
+        if problems:
+            raise ValidationError("CloudEvent(s) rejected; nothing was stored", problems)
+        if principal.role == "authenticated":
+            for raw in requests:
+                raw["owner_user_id"] = principal.sub
+        try:
+            valid = ledger.validator.validate_batch(requests, producer, pointers=prefixes)
+        except ReceiptsError as error:
+            ocn = [r["domain"] == "ocn" for r in requests]
+            error.errors = [_in_data(e, prefixes, ocn, batch) for e in error.errors]
+            raise
+        stored = await service.committer.submit(
+            [Pending(v, producer, p) for v, p in zip(valid, prefixes, strict=True)]
+        )
+        service.metrics.appended.labels(producer).inc(len(stored))
+        answers = await run_in_threadpool(lambda: [answer(r) for r in stored])
+        headers, payload = to_batch(answers) if batch else to_structured(answers[0])
+        return Response(payload, 201, headers=dict(headers))
+
+    @app.get("/receipts/{trace_id}", tags=["cloudevents"])
+    def weave(request: Request, trace_id: str) -> Response:
+        """The OCN Weave view of a trace: every receipt of it as a CloudEvent, and the
+        ``ocn.weave.audit.v1`` event of each decision and explanation (``stored`` until a
+        signed checkpoint covers it, then ``confirmed``)."""
+        principal = principal_of(request, service)
+        principal.require_reader()
+        visible = None if principal.reads_everything else principal.sub
+        receipts = list(ledger.query(correlation_id=trace_id, visible_to=visible))
+        audits = [
+            answer(r) for r in receipts
+            if r.domain == "ocn" and r.event_type in AUDITED_TYPES and r.op == "assert"
+        ]  # fmt: skip
+        events = [receipt_to_cloudevent(r, source=service.settings.source_uri,
+                                        catalog=ledger.catalog) for r in receipts]  # fmt: skip
+        return json_response({"trace_id": trace_id, "events": events, "audits": audits})
