@@ -234,3 +234,16 @@ def test_rfc8785_whole_transformation_example() -> None:
 )
 def test_string_escaping_and_structure(value: Any, expected: bytes) -> None:
     assert canonical_bytes(value) == expected
+
+
+@settings(max_examples=3000, database=None, deadline=None)
+@given(
+    st.one_of(
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.integers(-(2**53) + 1, 2**53 - 1).map(float),  # integral floats: printed as integers
+        st.decimals(places=4, allow_nan=False, allow_infinity=False).map(float),
+    )
+)
+def test_every_float_path_matches_the_reference(x: float) -> None:
+    assert canonical_bytes(x) == rfc8785.dumps(x)
+    assert canonical_bytes({"k": [x, {"n": x}]}) == rfc8785.dumps({"k": [x, {"n": x}]})

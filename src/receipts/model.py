@@ -7,6 +7,7 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from dataclasses import dataclass
@@ -47,14 +48,20 @@ _MAX_SAFE_INT: Final = 2**53 - 1
 # --- canonical bytes ---------------------------------------------------------------------------
 
 
-def _orjson_is_jcs(value: Any) -> bool:
-    """True when orjson's sorted, compact output is exactly the JCS encoding of ``value``.
+_AS_IS, _INTEGRAL_FLOATS, _REFERENCE = 0, 1, 2
 
-    orjson escapes strings as JCS does, but formats floats differently, accepts integers beyond
-    IEEE-754's exact range, and sorts keys by code point where JCS sorts by UTF-16 unit (the two
-    differ only for non-BMP characters). Values without floats, big integers or non-ASCII keys
-    take the fast path; anything else goes to the reference encoder.
+
+def _fast_path(value: Any) -> int:
+    """How orjson's sorted, compact output can give the JCS encoding of ``value``.
+
+    orjson escapes strings as JCS does and prints a finite, non-integral float whose repr has
+    no exponent with the same shortest round-trip digits (checked against the reference on
+    ~900,000 doubles, and by a property test). It differs for integral floats (``10.0`` where
+    JCS prints ``10``), exponent notation, integers beyond IEEE-754's exact range, and key order
+    with non-BMP characters (code points vs UTF-16 units). Returns ``_AS_IS``,
+    ``_INTEGRAL_FLOATS`` (print them as integers first) or ``_REFERENCE`` (use rfc8785).
     """
+    verdict = _AS_IS
     stack = [value]
     while stack:
         v = stack.pop()
@@ -64,25 +71,50 @@ def _orjson_is_jcs(value: Any) -> bool:
         if t is int:
             if -_MAX_SAFE_INT <= v <= _MAX_SAFE_INT:
                 continue
-            return False
+            return _REFERENCE
+        if t is float:
+            if not math.isfinite(v):
+                return _REFERENCE
+            if v.is_integer():
+                if abs(v) > _MAX_SAFE_INT:
+                    return _REFERENCE
+                verdict = _INTEGRAL_FLOATS
+            elif "e" in repr(v):
+                return _REFERENCE
+            continue
         if t is dict:
             for k in v:
                 if type(k) is not str or not k.isascii():
-                    return False
+                    return _REFERENCE
             stack.extend(v.values())
             continue
         if t is list:
             stack.extend(v)
             continue
-        return False
-    return True
+        return _REFERENCE
+    return verdict
+
+
+def _integral_floats_as_ints(v: Any) -> Any:
+    # Below 2**53 an integral double's shortest digits are the integer itself, as JCS prints.
+    t = type(v)
+    if t is float and v.is_integer():
+        return int(v)
+    if t is dict:
+        return {k: _integral_floats_as_ints(x) for k, x in v.items()}
+    if t is list:
+        return [_integral_floats_as_ints(x) for x in v]
+    return v
 
 
 def canonical_bytes(value: Any) -> bytes:
     """RFC 8785 (JCS) bytes of a JSON value. Every hashed or signed byte comes from here."""
     try:
-        if _orjson_is_jcs(value):
+        path = _fast_path(value)
+        if path == _AS_IS:
             return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        if path == _INTEGRAL_FLOATS:
+            return orjson.dumps(_integral_floats_as_ints(value), option=orjson.OPT_SORT_KEYS)
         return bytes(rfc8785.dumps(value))
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
         raise ValidationError(
