@@ -138,7 +138,10 @@ def demo(c: _Context) -> None:
     """Record a multi-domain story and print a short summary."""
     from .demo import run_demo
 
-    run_demo(c.ledger)
+    ledger = c.ledger
+    if ledger.signer is None:  # the demo shows signed checkpoints: make a key the first time
+        ledger.signer = generate_key(key_path(c.db), default_origin(c.db))
+    run_demo(ledger)
 
 
 @cli.command()

@@ -13,6 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from ..bundle import Bundle
 from ..ledger import Ledger
 from ..model import Receipt
 
@@ -413,5 +414,20 @@ def _summary(ledger: Ledger, stored: list[Receipt], console: Console) -> None:
     shown = ledger.current("community:cm_lisbon_jazz")
     console.print(f"\nCurrent view of community:cm_lisbon_jazz: {len(shown)} live event(s), "
                   f"{len(voided) - len(shown)} voided (hidden unless asked for).")  # fmt: skip
+    if ledger.signer is not None:
+        _prove(ledger, console)
     console.print(f"Ledger size: {ledger.size()} receipts. Try: receipts history "
                   f"payment_intent:pi_3Qx9")  # fmt: skip
+
+
+def _prove(ledger: Ledger, console: Console) -> None:
+    """Sign a checkpoint and check one receipt the way an outsider would: offline."""
+    checkpoint = ledger.checkpoint()
+    assert ledger.signer is not None
+    vkey = ledger.signer.verifier()
+    bundle = ledger.prove(demo_id("refund-done"))
+    verified = Bundle.from_json(bundle.to_json()).verify(vkey)
+    console.print(f"\n[bold]Signed checkpoint[/] of {checkpoint.size} receipts, root "
+                  f"{checkpoint.root_hash.hex()[:16]}…, key {vkey.to_key_string()}")  # fmt: skip
+    console.print(f"Offline proof: refund_completed is leaf {verified.index} of that tree "
+                  "[green]✓ verified[/] (receipts prove ID | receipts verify-bundle - --key KEY)")
