@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from receipts import Ledger
+from receipts.cli.demo import story
 from receipts.tlog import Checkpoint, Signer, TlogProof, Verifier
 
 RECEIPTS = str(Path(sys.executable).with_name("receipts"))
@@ -32,7 +34,10 @@ def error(result: subprocess.CompletedProcess) -> dict:
 
 @pytest.fixture
 def ledger_dir(tmp_path: Path) -> Path:
-    assert run("demo", cwd=tmp_path).returncode == 0
+    """The demo's 23 receipts in ./receipts.db, and no signing key yet."""
+    with Ledger.open(tmp_path / "receipts.db") as ledger:
+        for producer, request in story():
+            ledger.append(request, producer=producer)
     return tmp_path
 
 
