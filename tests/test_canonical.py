@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from receipts import ValidationError, canonical_bytes
+from receipts.model import entry_bytes
 
 MAX_SAFE = 2**53 - 1
 SPECIAL_FLOATS = [0.0, -0.0, 1e21, 1e-7, 5e-324, -5e-324, 1.7976931348623157e308, 1e20, 0.1]
@@ -247,3 +248,24 @@ def test_string_escaping_and_structure(value: Any, expected: bytes) -> None:
 def test_every_float_path_matches_the_reference(x: float) -> None:
     assert canonical_bytes(x) == rfc8785.dumps(x)
     assert canonical_bytes({"k": [x, {"n": x}]}) == rfc8785.dumps({"k": [x, {"n": x}]})
+
+
+@HYPOTHESIS
+@given(
+    payload=st.dictionaries(keys, any_json, max_size=6),
+    text=any_text,
+    revision=st.integers(0, 10_000),
+    owner=st.none() | any_text,
+)
+def test_entry_bytes_equal_the_canonical_bytes_of_the_whole_entry(
+    payload: dict[str, Any], text: str, revision: int, owner: str | None
+) -> None:
+    entry = {
+        "id": "0190b2a4-5c6d-7e8f-9a0b-1c2d3e4f5a6b", "domain": "payments",
+        "event_type": "payment_captured", "entity_type": "payment_intent", "entity_id": text,
+        "owner_user_id": owner, "occurred_at": "2026-01-02T10:00:00.000000Z",
+        "recorded_at": "2026-01-02T10:00:00.000000Z", "op": "assert",
+        "logical_id": "0190b2a4-5c6d-7e8f-9a0b-1c2d3e4f5a6b", "supersedes_id": None,
+        "revision": revision, "producer": "client", "payload": payload,
+    }  # fmt: skip
+    assert entry_bytes(entry) == canonical_bytes(entry) == rfc8785.dumps(entry)

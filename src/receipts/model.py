@@ -109,8 +109,22 @@ def _integral_floats_as_ints(v: Any) -> Any:
 
 def canonical_bytes(value: Any) -> bytes:
     """RFC 8785 (JCS) bytes of a JSON value. Every hashed or signed byte comes from here."""
+    return _encode(value, _fast_path(value))
+
+
+def entry_bytes(entry: dict[str, Any]) -> bytes:
+    """``canonical_bytes`` of an entry, looking only into its payload: the other fields are
+    ASCII-named strings, nulls and a small integer, which orjson already prints as JCS does."""
+    payload = entry["payload"]
+    path = _fast_path(payload)
+    if path == _INTEGRAL_FLOATS:
+        entry = {**entry, "payload": _integral_floats_as_ints(payload)}
+        path = _AS_IS
+    return _encode(entry, path)
+
+
+def _encode(value: Any, path: int) -> bytes:
     try:
-        path = _fast_path(value)
         if path == _AS_IS:
             return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
         if path == _INTEGRAL_FLOATS:
@@ -212,7 +226,7 @@ class Receipt:
     @classmethod
     def from_entry(cls, seq: int, entry: dict[str, Any]) -> Receipt:
         """Build a stored receipt from an entry: the bytes and the leaf hash are made here."""
-        data = canonical_bytes(entry)
+        data = entry_bytes(entry)
         return cls(seq=seq, **entry, entry_bytes=data, leaf_hash=leaf_hash(data))
 
 
