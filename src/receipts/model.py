@@ -10,9 +10,8 @@ from __future__ import annotations
 import math
 import re
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import orjson
 import rfc8785
@@ -181,9 +180,9 @@ def normalize_uuid(text: str) -> str:
 # --- receipts ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Receipt:
-    """A stored receipt: its entry plus its place in the log."""
+class Receipt(NamedTuple):
+    """A stored receipt: its entry plus its place in the log. Immutable (a named tuple: as
+    cheap to build as a tuple, which matters at hundreds of thousands per second)."""
 
     seq: int
     id: str
