@@ -51,6 +51,13 @@ def _raw(log: Ledger) -> sqlite3.Connection:
     return sqlite3.connect(log.store.path)  # type: ignore[attr-defined]
 
 
+def test_appends_are_integrated_in_their_own_transaction(log: Ledger) -> None:
+    stored = log.append_batch(_requests(5)) + log.append_batch(_requests(6))
+    with log.store.read() as txn:
+        assert txn.tree_size() == 11
+    assert log.root().root_hash == root_from_leaf_hashes([r.leaf_hash for r in stored])
+
+
 def test_roots_match_a_naive_tree_for_every_size(log: Ledger) -> None:
     stored = log.append_batch(_requests(70))
     log.integrate()
@@ -61,6 +68,7 @@ def test_roots_match_a_naive_tree_for_every_size(log: Ledger) -> None:
 
 def test_integration_in_chunks_equals_one_pass(log: Ledger, monkeypatch) -> None:
     monkeypatch.setattr(merkle, "INTEGRATE_CHUNK", 3)
+    log.integrate_on_append = False
     stored = log.append_batch(_requests(20))
     head = log.integrate()
     assert head.size == 20
@@ -168,6 +176,7 @@ def test_signing_refuses_a_tree_inconsistent_with_the_last_checkpoint(log: Ledge
 def test_audit_passes_on_an_honest_log(log: Ledger, signer: Signer) -> None:
     log.append_batch(_requests(40))
     log.checkpoint()
+    log.integrate_on_append = False
     log.append_batch(_requests(3))  # sequenced but not yet integrated
     seen: list[int] = []
     report = log.audit(signer.verifier(), progress=seen.append)

@@ -57,8 +57,10 @@ class Ledger:
         *,
         clock: Callable[[], datetime] = _now,
         signer: Signer | None = None,
+        integrate_on_append: bool = True,
     ) -> None:
         self.store = store
+        self.integrate_on_append = integrate_on_append
         self.catalog = catalog or Catalog.load()
         self.validator = Validator(self.catalog)
         self.signer = signer
@@ -144,8 +146,13 @@ class Ledger:
 
     def commit(self, pending: Sequence[Pending]) -> list[Receipt]:
         """Durably store already validated requests in ONE transaction (all or nothing)."""
+        now = format_time(self._clock())
         with self.store.write() as txn:
-            return _Batch(txn, format_time(self._clock())).run(pending)
+            batch = _Batch(txn, now)
+            stored = batch.run(pending)
+            if self.integrate_on_append:
+                merkle.integrate_appended(txn, batch.new, now)
+            return stored
 
     def commit_groups(
         self, groups: Sequence[Sequence[Pending]]
@@ -315,6 +322,7 @@ class _Batch:
         self.now = now
         self.by_id: dict[str, Receipt] = {}
         self.heads: dict[str, Receipt] = {}
+        self.new: list[Receipt] = []  # the receipts this transaction inserts, in seq order
 
     def run(self, pending: Sequence[Pending]) -> list[Receipt]:
         requests = [p.request for p in pending]
@@ -328,7 +336,7 @@ class _Batch:
                 {self.by_id[t].logical_id for t in targets if t in self.by_id}
             )
         seq = self.txn.next_seq()
-        out, new = [], []
+        out, new = [], self.new
         for request, producer, pointer in pending:
             receipt_id = request.id or str(uuid_utils.uuid7())
             prior = self.by_id.get(receipt_id)

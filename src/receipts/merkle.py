@@ -10,7 +10,7 @@ the previous checkpoint's tree.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .errors import (
@@ -21,8 +21,8 @@ from .errors import (
     UsageError,
     VerificationError,
 )
-from .model import canonical_bytes, leaf_hash
-from .store.base import Query, ReadTxn, Store, StoredCheckpoint
+from .model import Receipt, canonical_bytes, leaf_hash
+from .store.base import Query, ReadTxn, Store, StoredCheckpoint, WriteTxn
 from .tlog import (
     Checkpoint,
     CompactRange,
@@ -114,6 +114,22 @@ def integrate(store: Store, now: Callable[[], str]) -> TreeHead:
             txn.add_tree_head(stop, edge.root(), now())
             if stop == end:
                 return TreeHead(stop, edge.root())
+
+
+def integrate_appended(txn: WriteTxn, receipts: Sequence[Receipt], now: str) -> bool:
+    """Extend the tree over receipts just inserted in this transaction, if the tree had caught
+    up with the journal (else, e.g. after direct SQL inserts, ``integrate`` catches up later).
+    Saves a second transaction, its fsync and re-reading the leaf hashes."""
+    if not receipts or txn.tree_size() != receipts[0].seq:
+        return False
+    size = receipts[0].seq
+    edge = CompactRange(size, txn.node_hashes(subtree_nodes(0, size)))
+    nodes = []
+    for receipt in receipts:
+        nodes += edge.append(receipt.leaf_hash)
+    txn.add_nodes(nodes)
+    txn.add_tree_head(edge.size, edge.root(), now)
+    return True
 
 
 def sign_checkpoint(store: Store, signer: Signer, now: Callable[[], str]) -> StoredCheckpoint:

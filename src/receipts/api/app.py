@@ -13,13 +13,16 @@ import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
 
 from ..errors import ReceiptsError
 from ..ledger import Ledger
+from .body import reject_nul_params
 from .commit import GroupCommitter
 from .metrics import Metrics, MetricsMiddleware
-from .problems import handle_receipts_error
+from .problems import handle_http_exception, handle_receipts_error, handle_request_validation
 from .settings import Settings
 
 log = logging.getLogger("receipts.api")
@@ -73,9 +76,12 @@ def create_app(ledger: Ledger, settings: Settings) -> FastAPI:
         summary="A verifiable receipts ledger: append, query, prove.",
         version="0.1.0",
         lifespan=lifespan,
+        dependencies=[Depends(reject_nul_params)],
     )
     app.state.service = service
     app.add_exception_handler(ReceiptsError, handle_receipts_error)
+    app.add_exception_handler(RequestValidationError, handle_request_validation)
+    app.add_exception_handler(HTTPException, handle_http_exception)
     app.add_middleware(MetricsMiddleware, metrics=service.metrics)
 
     from . import events, routes

@@ -7,7 +7,16 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
-from ..errors import ErrorDetail, FormatError, PayloadTooLargeError, UnsupportedMediaTypeError
+from ..errors import (
+    ErrorDetail,
+    FormatError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+    ValidationError,
+    json_pointer,
+)
+
+_NUL = "U+0000 (NUL) cannot be stored (PostgreSQL text and jsonb refuse it)"
 
 
 def media_type(request: Request) -> str:
@@ -38,10 +47,44 @@ def parse_json(body: bytes) -> Any:
         raise FormatError("malformed JSON body", [ErrorDetail("", str(exc))]) from None
 
 
+def nul_problems(value: Any, pointer: str = "") -> list[ErrorDetail]:
+    """Every string or member name holding U+0000, by pointer: no backend may be asked to
+    store what one of them cannot (bad input is a 422 on every backend, never a 5xx)."""
+    problems, stack = [], [(value, pointer)]
+    while stack:
+        item, at = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                problems.append(ErrorDetail(at, _NUL))
+        elif isinstance(item, dict):
+            for key, member in item.items():
+                here = at + json_pointer(key)
+                if "\x00" in key:
+                    problems.append(ErrorDetail(here, _NUL))
+                stack.append((member, here))
+        elif isinstance(item, list):
+            stack.extend((member, f"{at}/{i}") for i, member in enumerate(item))
+    return sorted(problems, key=lambda d: d.pointer)
+
+
+def reject_nul(value: Any, pointer: str = "") -> None:
+    problems = nul_problems(value, pointer)
+    if problems:
+        raise ValidationError("the request holds U+0000 (NUL)", problems)
+
+
+def reject_nul_params(request: Request) -> None:
+    """App-wide dependency: path and query parameters holding U+0000 are a 422."""
+    params = [*request.path_params.items(), *request.query_params.multi_items()]
+    reject_nul(dict(params))
+
+
 async def read_json(request: Request, limit: int) -> Any:
     media = media_type(request)
     if not is_json(media):
         raise UnsupportedMediaTypeError(
             f"content type {media or '(none)'!r} is not accepted; send application/json"
         )
-    return parse_json(await read_body(request, limit))
+    document = parse_json(await read_body(request, limit))
+    reject_nul(document)
+    return document

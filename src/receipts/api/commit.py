@@ -37,6 +37,7 @@ class GroupCommitter:
         self.queue: asyncio.Queue[_Group] = asyncio.Queue()
         self.waiting = 0  # receipts queued, for back-pressure
         self.committed = asyncio.Event()  # pulsed after every commit (stream tailing)
+        self.commits = 0  # counts those pulses: a tail compares it to miss none
         self.group_sizes: list[int] = []  # observed by /metrics
         self._task: asyncio.Task[None] | None = None
 
@@ -79,6 +80,7 @@ class GroupCommitter:
                         group.done.set_exception(result)
                     else:
                         group.done.set_result(result)
+            self.commits += 1
             self.committed.set()
             self.committed.clear()
 

@@ -29,7 +29,7 @@ from ..errors import ErrorDetail, ReceiptsError, ValidationError
 from ..ledger import Pending
 from ..model import Receipt
 from .app import Service
-from .body import read_body
+from .body import nul_problems, read_body
 from .routes import json_response, principal_of
 
 UNKNOWN_DOMAIN, UNKNOWN_TYPE = "cloudevents", "unknown_event"
@@ -105,7 +105,10 @@ def install(app: FastAPI, service: Service) -> None:
             .startswith("application/cloudevents-batch+json")
         )
         prefixes = [f"/{i}" for i in range(len(events))] if batch else [""]
-        requests, problems = [], []
+        problems = [p for e, at in zip(events, prefixes, strict=True) for p in nul_problems(e, at)]
+        if problems:
+            raise ValidationError("the CloudEvent(s) hold U+0000 (NUL)", problems)
+        requests = []
         for event, prefix in zip(events, prefixes, strict=True):
             try:
                 requests.append(_to_request(event, service))

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from http import HTTPStatus
+from typing import Any
 
 import orjson
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..errors import OverloadedError, ReceiptsError
+from ..errors import ErrorDetail, OverloadedError, ReceiptsError, ValidationError, json_pointer
 
 PROBLEM = "application/problem+json"
 
@@ -36,3 +39,30 @@ def problem(error: ReceiptsError, instance: str | None = None) -> Response:
 async def handle_receipts_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ReceiptsError)
     return problem(exc, request.url.path)
+
+
+async def handle_request_validation(request: Request, exc: Exception) -> Response:
+    """FastAPI's own parameter checks (e.g. ``?limit=abc``) as a 422 problem, pointer ``/limit``."""
+    assert isinstance(exc, RequestValidationError)
+    details = [
+        ErrorDetail(json_pointer(*[str(t) for t in e.get("loc", ())[1:]]), str(e.get("msg", "")))
+        for e in exc.errors()
+    ]
+    return problem(ValidationError("invalid request parameters", details), request.url.path)
+
+
+async def handle_http_exception(request: Request, exc: Exception) -> Response:
+    """Starlette's routing errors (404 no such route, 405 method not allowed) as problems."""
+    assert isinstance(exc, HTTPException)
+    status = exc.status_code
+    code = {404: "not_found", 405: "method_not_allowed"}.get(status, f"http_{status}")
+    body: dict[str, Any] = {
+        "type": f"urn:receipts:problem:{code}",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": str(exc.detail),
+        "code": code,
+        "errors": [],
+        "instance": request.url.path,
+    }
+    return Response(orjson.dumps(body), status, headers=exc.headers, media_type=PROBLEM)

@@ -4,6 +4,7 @@ and a server-sent-events tail of new receipts."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,7 +24,9 @@ from .body import read_json
 
 JSON = "application/json"
 MAX_LIMIT = 1000
+MAX_SEQ = 2**63 - 1  # seqs and tree sizes are int64 in every store (SQLite overflows beyond)
 
+_SEQ = re.compile(r"-?[0-9]+")  # ASCII digits only (str.isdigit takes "²")
 _STRING = {"type": "string"}
 REQUEST_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -139,7 +142,7 @@ def install(app: FastAPI, service: Service) -> None:
         event_type: str | None = None,
         since: str | None = None,
         until: str | None = None,
-        after: int | None = Query(None, ge=-1),
+        after: int | None = Query(None, ge=-1, le=MAX_SEQ),
         limit: int = Query(100, ge=1, le=MAX_LIMIT),
     ) -> Response:
         """Receipts matching every filter, in seq order; page with ``after=next_after``."""
@@ -174,8 +177,8 @@ def install(app: FastAPI, service: Service) -> None:
     def inclusion(
         request: Request,
         id: str | None = None,
-        seq: int | None = Query(None, ge=0),
-        size: int | None = Query(None, ge=1),
+        seq: int | None = Query(None, ge=0, le=MAX_SEQ),
+        size: int | None = Query(None, ge=1, le=MAX_SEQ),
     ) -> Response:
         """An offline bundle {entry, proof} for a receipt (by id or seq) in a checkpoint."""
         principal = principal_of(request, service)
@@ -195,7 +198,8 @@ def install(app: FastAPI, service: Service) -> None:
 
     @app.get("/v0/proofs/consistency", tags=["proofs"])
     def consistency(
-        old: int = Query(..., alias="from", ge=0), new: int = Query(..., alias="to", ge=0)
+        old: int = Query(..., alias="from", ge=0, le=MAX_SEQ),
+        new: int = Query(..., alias="to", ge=0, le=MAX_SEQ),
     ) -> Response:
         """RFC 9162 consistency proof between two tree sizes (hex hashes)."""
         hashes = ledger.consistency(old, new)
@@ -221,15 +225,21 @@ def install(app: FastAPI, service: Service) -> None:
         return Response(service.metrics.render(), media_type="text/plain; version=0.0.4")
 
     @app.get("/v0/stream", tags=["receipts"])
-    async def stream(request: Request, after: int | None = Query(None, ge=-1)) -> Response:
+    async def stream(
+        request: Request, after: int | None = Query(None, ge=-1, le=MAX_SEQ)
+    ) -> Response:
         """Server-sent events: every new receipt from ``after`` on, live. Resumable: each event's
         id is its seq, and a reconnecting client's ``Last-Event-ID`` wins over ``after``."""
         principal = principal_of(request, service)
         principal.require_reader()
-        last = request.headers.get("last-event-id")
-        cursor = (
-            int(last) if last and last.lstrip("-").isdigit() else (-1 if after is None else after)
-        )
+        last = (request.headers.get("last-event-id") or "").strip()
+        cursor = -1 if after is None else after
+        if last:  # an id we sent is a seq; anything else is not ours to resume from
+            if not (_SEQ.fullmatch(last) and -1 <= int(last) <= MAX_SEQ):
+                raise ValidationError(
+                    "Last-Event-ID is not a seq", [ErrorDetail("/last-event-id", "expected a seq")]
+                )
+            cursor = int(last)
         visible = None if principal.reads_everything else principal.sub
         return StreamingResponse(_tail(request, cursor, visible), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store"})  # fmt: skip
@@ -239,13 +249,15 @@ def install(app: FastAPI, service: Service) -> None:
 
     async def _tail(request: Request, cursor: int, visible: str | None) -> AsyncIterator[bytes]:
         yield b": receipts stream\n\n"
+        committer = service.committer
         while not await request.is_disconnected():
+            commits = committer.commits  # a commit while we read must not be slept through
             page = await run_in_threadpool(_page, cursor, visible)
             for r in page:
                 yield b"id: %d\nevent: receipt\ndata: %s\n\n" % (r.seq, r.to_json())
                 cursor = r.seq
-            if len(page) < 500:
+            if len(page) < 500 and committer.commits == commits:
                 try:
-                    await asyncio.wait_for(service.committer.committed.wait(), timeout=15)
+                    await asyncio.wait_for(committer.committed.wait(), timeout=15)
                 except TimeoutError:
                     yield b": keep-alive\n\n"
