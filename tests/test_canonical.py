@@ -269,3 +269,11 @@ def test_entry_bytes_equal_the_canonical_bytes_of_the_whole_entry(
         "revision": revision, "producer": "client", "payload": payload,
     }  # fmt: skip
     assert entry_bytes(entry) == canonical_bytes(entry) == rfc8785.dumps(entry)
+
+
+def test_receipt_fields_after_seq_are_the_entry_keys_in_order() -> None:
+    from receipts import Receipt
+    from receipts.model import ENTRY_KEYS
+
+    # Receipt.entry() slices the tuple: the two lists must never drift apart.
+    assert Receipt._fields == ("seq", *ENTRY_KEYS, "entry_bytes", "leaf_hash")

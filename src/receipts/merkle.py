@@ -21,7 +21,7 @@ from .errors import (
     UsageError,
     VerificationError,
 )
-from .model import Receipt, canonical_bytes, leaf_hash
+from .model import Receipt, entry_bytes, leaf_hash
 from .store.base import Query, ReadTxn, Store, StoredCheckpoint, WriteTxn
 from .tlog import (
     Checkpoint,
@@ -219,7 +219,7 @@ def audit(
         for r in page:
             if r.seq != seq:
                 raise _bad(seq, None, f"seq gap: the next stored receipt has seq {r.seq}")
-            data = canonical_bytes(r.entry())
+            data = entry_bytes(r.entry())
             if data != r.entry_bytes:
                 raise _bad(seq, r.id, "stored entry bytes differ from the JCS encoding of its row")
             if leaf_hash(data) != r.leaf_hash:

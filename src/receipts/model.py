@@ -213,7 +213,7 @@ class Receipt(NamedTuple):
 
     def entry(self) -> dict[str, Any]:
         """The hashed part: every field but ``seq`` and ``leaf_hash``."""
-        return {key: getattr(self, key) for key in ENTRY_KEYS}
+        return dict(zip(ENTRY_KEYS, self[1:15], strict=True))  # the fields after seq, in order
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form: ``seq`` first, the entry's fields, ``leaf_hash`` as lowercase hex."""
