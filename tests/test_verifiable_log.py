@@ -52,6 +52,7 @@ def _raw(log: Ledger) -> sqlite3.Connection:
 
 
 def test_appends_are_integrated_in_their_own_transaction(log: Ledger) -> None:
+    log.integrate_on_append = True  # the SQLite default; PostgreSQL integrates in the background
     stored = log.append_batch(_requests(5)) + log.append_batch(_requests(6))
     with log.store.read() as txn:
         assert txn.tree_size() == 11

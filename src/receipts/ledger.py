@@ -57,10 +57,12 @@ class Ledger:
         *,
         clock: Callable[[], datetime] = _now,
         signer: Signer | None = None,
-        integrate_on_append: bool = True,
+        integrate_on_append: bool | None = None,
     ) -> None:
         self.store = store
-        self.integrate_on_append = integrate_on_append
+        self.integrate_on_append = (
+            store.integrate_on_append if integrate_on_append is None else integrate_on_append
+        )
         self.catalog = catalog or Catalog.load()
         self.validator = Validator(self.catalog)
         self.signer = signer

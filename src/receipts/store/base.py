@@ -99,6 +99,7 @@ class WriteTxn(ReadTxn, Protocol):
 class Store(Protocol):
     url: str
     applied: list[str]  # migrations applied when this store was opened
+    integrate_on_append: bool  # whether appends should also extend the Merkle tree
 
     def read(self) -> AbstractContextManager[ReadTxn]: ...
 

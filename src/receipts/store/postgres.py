@@ -123,13 +123,16 @@ def _translated() -> Iterator[None]:
 class _Txn:
     """Reads and writes inside one transaction."""
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], next_seq: int | None = None) -> None:
         self._conn = conn
+        self._next_seq = next_seq  # read under the sequencing lock when the write began
 
     def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self._conn.execute(sql, args).fetchall()
 
     def next_seq(self) -> int:
+        if self._next_seq is not None:
+            return self._next_seq
         rows = self._rows("SELECT coalesce(max(seq), -1) + 1 FROM public.ledger_events_v0")
         return int(rows[0][0])
 
@@ -151,6 +154,8 @@ class _Txn:
         return {r.logical_id: r for r in map(_row_to_receipt, self._rows(sql, [keys]))}
 
     def insert(self, receipts: Sequence[Receipt]) -> None:
+        if receipts:
+            self._next_seq = receipts[-1].seq + 1
         if len(receipts) <= _SMALL_BATCH:  # fewer round trips than starting a COPY
             with self._conn.cursor() as cur:
                 cur.executemany(_INSERT, [_copy_row(r) for r in receipts])
@@ -248,6 +253,11 @@ def _checkpoint(row: tuple[Any, ...]) -> StoredCheckpoint:
 class PostgresStore:
     """A ledger journal in a PostgreSQL database (``public.ledger_events_v0``)."""
 
+    # Extending the tree inside append transactions would hold the sequencing lock (which
+    # serializes all writers) for several more round trips; `integrate` and the server's
+    # checkpointer do it in the background instead.
+    integrate_on_append = False
+
     def __init__(self, url: str, catalog: Catalog | None = None) -> None:
         self.url = url
         self._lock = threading.RLock()
@@ -270,11 +280,9 @@ class PostgresStore:
         # READ COMMITTED (the default): after the lock, each statement sees what the previous
         # lock holder committed (see module docstring).
         with self._lock, _translated(), self._conn.transaction():
-            self._conn.execute(
-                "SELECT set_config('receipts.sequencer', 'on', true), pg_advisory_xact_lock(%s)",
-                (SEQUENCE_LOCK,),
-            )
-            yield _Txn(self._conn)
+            row = self._conn.execute("SELECT public.ledger_events_v0_begin()").fetchone()
+            assert row is not None
+            yield _Txn(self._conn, int(row[0]))
 
     def get(self, receipt_id: str) -> Receipt | None:
         rows = self._fetch(f"SELECT {_COLUMNS} FROM {_FROM} WHERE e.id = %s::uuid", (receipt_id,))

@@ -211,6 +211,10 @@ def _checkpoint(row: tuple[Any, ...]) -> StoredCheckpoint:
 class SQLiteStore:
     """A ledger journal in one SQLite file (or ``:memory:``)."""
 
+    # One writer at a time anyway: extending the tree in the append transaction saves a
+    # second commit and re-reading the leaf hashes.
+    integrate_on_append = True
+
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self.url = "sqlite:///" + self.path

@@ -13,16 +13,17 @@ CREATE FUNCTION public.ledger_events_v0_before_insert() RETURNS trigger
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
     invoker   text := current_setting('role');           -- SET ROLE survives SECURITY DEFINER
-    claims    jsonb := coalesce(nullif(current_setting('request.jwt.claims', true), ''), '{}')::jsonb;
+    claims    jsonb;
     cat       public.ledger_catalog_v0;
     head      public.ledger_events_v0;
     missing   text;
 BEGIN
-    IF current_setting('receipts.sequencer', true) = 'on'
-       AND invoker NOT IN ('anon', 'authenticated')
-       AND NEW.seq IS NOT NULL AND NEW.entry IS NOT NULL THEN
+    IF NEW.entry IS NOT NULL AND NEW.seq IS NOT NULL
+       AND current_setting('receipts.sequencer', true) = 'on'
+       AND invoker NOT IN ('anon', 'authenticated') THEN
         RETURN NEW;  -- the library validated, hashed and sequenced this row under the lock
     END IF;
+    claims := coalesce(nullif(current_setting('request.jwt.claims', true), ''), '{}')::jsonb;
 
     NEW.entry := NULL;       -- never trust bytes or hashes from a direct writer:
     NEW.leaf_hash := NULL;   -- integration derives them from the row
@@ -122,3 +123,14 @@ $$;
 
 CREATE TRIGGER ledger_events_v0_before_insert BEFORE INSERT ON public.ledger_events_v0
     FOR EACH ROW EXECUTE FUNCTION public.ledger_events_v0_before_insert();
+
+-- The library's write transactions start here: one round trip marks the transaction as the
+-- sequencer, takes the sequencing lock, then (a fresh snapshot, see above) reads the next seq.
+CREATE FUNCTION public.ledger_events_v0_begin() RETURNS bigint
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    PERFORM set_config('receipts.sequencer', 'on', true);
+    PERFORM pg_advisory_xact_lock(7236601);
+    RETURN (SELECT coalesce(max(seq), -1) + 1 FROM public.ledger_events_v0);
+END
+$$;
