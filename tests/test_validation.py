@@ -557,3 +557,19 @@ def test_validating_does_not_compile_schemas(
 
     stored = ledger.append_batch(valid[:200])
     assert len(stored) == 200
+
+
+def test_nul_characters_are_refused_on_every_backend(ledger: Ledger) -> None:
+    request = {
+        "domain": "payments", "event_type": "refund_requested", "entity_type": "refund",
+        "entity_id": "rf\x00", "owner_user_id": "u\x00",
+        "payload": {"paymentIntentId": "pi\x00", "requestedByUserId": "u", "reasonCode": "x",
+                    "nested": [{"k\x00": 1}]},
+    }  # fmt: skip
+    with pytest.raises(ValidationError) as caught:
+        ledger.append(request)
+    assert {e.pointer for e in caught.value.errors} == {
+        "/entity_id", "/owner_user_id", "/payload/paymentIntentId", "/payload/nested/0/k\x00"
+    }  # fmt: skip
+    assert "U+0000" in caught.value.errors[0].message
+    assert ledger.size() == 0

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import jsonschema_rs
+import orjson
 
 from .catalog import CONVENTIONS, Catalog, EventType
 from .errors import ErrorDetail, PermissionDeniedError, ValidationError, json_pointer
@@ -63,6 +64,28 @@ class Request:
     op: str
     logical_id: str | None
     supersedes_id: str | None
+
+
+NUL: Final = "U+0000 (NUL) is not allowed: not every backend can store it"
+
+
+def nul_problems(value: Any, pointer: str = "") -> list[ErrorDetail]:
+    """Every string or member name holding U+0000, by pointer."""
+    problems, stack = [], [(value, pointer)]
+    while stack:
+        item, at = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                problems.append(ErrorDetail(at, NUL))
+        elif isinstance(item, dict):
+            for key, member in item.items():
+                here = at + json_pointer(key)
+                if "\x00" in key:
+                    problems.append(ErrorDetail(here, NUL))
+                stack.append((member, here))
+        elif isinstance(item, list):
+            stack.extend((member, f"{at}/{i}") for i, member in enumerate(item))
+    return sorted(problems, key=lambda d: d.pointer)
 
 
 def _compile(schema: dict[str, Any]) -> Any:
@@ -134,9 +157,11 @@ class Validator:
         for key in _REQUIRED:
             if key not in raw:
                 bad(key, "required field is missing")
-        for key in ("domain", "event_type", "entity_type", "entity_id"):
+        for key in ("domain", "event_type", "entity_type", "entity_id", "owner_user_id"):
             value = raw.get(key)
-            if key in raw and (type(value) is not str or not value):
+            if type(value) is str and "\x00" in value:
+                bad(key, NUL)
+            elif key in raw and key != "owner_user_id" and (type(value) is not str or not value):
                 bad(key, "expected a non-empty string")
         payload = raw.get("payload")
         if "payload" in raw and type(payload) is not dict:
@@ -207,6 +232,8 @@ class Validator:
             base = f"{prefix}/payload"
             for error in validator.iter_errors(payload):
                 problems.append(_detail(base, error))
+        if b"\\u0000" in orjson.dumps(payload):  # the one way JSON can carry U+0000
+            problems += nul_problems(payload, f"{prefix}/payload")
         source = payload.get("source")
         if not event_type.own_source and source is not None and source != producer:
             problems.append(
