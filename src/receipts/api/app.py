@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -33,6 +34,10 @@ class Service:
 
     def __init__(self, ledger: Ledger, settings: Settings) -> None:
         self.ledger = ledger
+        if settings.checkpoint_interval > 0 and ledger.signer is not None:
+            # The checkpointer integrates every interval: group commits stay short (fewer
+            # statements, each of which hands the GIL back and forth with the event loop).
+            ledger.integrate_on_append = False
         self.settings = settings
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="receipts-writer")
         self.committer = GroupCommitter(ledger, settings, self.writer)
@@ -57,6 +62,11 @@ def create_app(ledger: Ledger, settings: Settings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The writer thread gives up the GIL in every SQLite call; at the default 5 ms switch
+        # interval each reacquisition can wait that long behind the event loop, stretching
+        # every group commit. 1 ms measured best (bench/api.py).
+        previous = sys.getswitchinterval()
+        sys.setswitchinterval(min(previous, 0.001))
         service.committer.start()
         checkpointer = None
         if settings.checkpoint_interval > 0 and ledger.signer is not None:
@@ -70,6 +80,7 @@ def create_app(ledger: Ledger, settings: Settings) -> FastAPI:
                     await checkpointer
             await service.committer.stop()
             service.writer.shutdown(wait=True)
+            sys.setswitchinterval(previous)
 
     app = FastAPI(
         title="receipts",

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
+import time
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 
@@ -39,6 +42,17 @@ class Principal:
             raise PermissionDeniedError("role 'anon' may not read receipts")
 
 
+@functools.lru_cache(maxsize=4096)
+def _verified(token: str, secret: str) -> dict[str, Any]:
+    """Signature-checked claims. Cached: a client sends the same token with every request, and
+    HMAC + base64 + JSON per request is a good part of a small request's cost. Only valid
+    tokens are cached (exceptions are not), and time-based claims are re-checked per use."""
+    claims: dict[str, Any] = jwt.decode(
+        token, secret, algorithms=["HS256"], options={"require": ["role"]}
+    )
+    return claims
+
+
 def authenticate(header: str | None, settings: Settings) -> Principal:
     """The principal behind an Authorization header; 401 for missing, invalid or expired."""
     if not header:
@@ -55,12 +69,14 @@ def authenticate(header: str | None, settings: Settings) -> Principal:
     if not settings.jwt_secret:
         raise UnauthorizedError("JWT authentication is not configured")
     try:
-        claims = jwt.decode(token, settings.jwt_secret, algorithms=["HS256"],
-                            options={"require": ["role"]})  # fmt: skip
+        claims = _verified(token, settings.jwt_secret)
     except jwt.ExpiredSignatureError:
         raise UnauthorizedError("token expired") from None
     except jwt.InvalidTokenError as exc:
         raise UnauthorizedError(f"invalid token: {exc}") from None
+    now = time.time()  # a cached verdict still expires, and may not be used early
+    if ("exp" in claims and claims["exp"] <= now) or ("nbf" in claims and claims["nbf"] > now):
+        raise UnauthorizedError("token expired or not yet valid")
     role, sub = claims.get("role"), claims.get("sub")
     if role not in ("anon", "authenticated", "service_role"):
         raise UnauthorizedError(f"unknown role {role!r}")

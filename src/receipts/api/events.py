@@ -28,9 +28,10 @@ from ..cloudevents.ocn import AUDITED_TYPES
 from ..errors import ErrorDetail, ReceiptsError, ValidationError
 from ..ledger import Pending
 from ..model import Receipt
+from ..validate import nul_problems
 from .app import Service
-from .body import nul_problems, read_body
-from .routes import json_response, principal_of
+from .body import read_body
+from .routes import json_response, principal_of, serve_plainly
 
 UNKNOWN_DOMAIN, UNKNOWN_TYPE = "cloudevents", "unknown_event"
 
@@ -132,6 +133,8 @@ def install(app: FastAPI, service: Service) -> None:
         answers = await run_in_threadpool(lambda: [answer(r) for r in stored])
         headers, payload = to_batch(answers) if batch else to_structured(answers[0])
         return Response(payload, 201, headers=dict(headers))
+
+    serve_plainly(app, "/events", ingest)
 
     @app.get("/receipts/{trace_id}", tags=["cloudevents"])
     def weave(request: Request, trace_id: str) -> Response:

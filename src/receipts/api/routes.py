@@ -13,6 +13,7 @@ from fastapi import FastAPI, Query
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
 
 from ..errors import ErrorDetail, NotFoundError, PermissionDeniedError, ValidationError
 from ..ledger import Pending
@@ -73,6 +74,13 @@ def _own(principal: Principal, raw: Any, pointer: str) -> None:
         )
 
 
+def serve_plainly(app: FastAPI, path: str, endpoint: Any) -> None:
+    """Serve a POST endpoint that takes only the Request through a plain Starlette route,
+    matched before FastAPI's (which stays, documenting it in /openapi.json): no dependency
+    solving, cookie or query parsing per request — a third of a small append's CPU."""
+    app.router.routes.insert(0, Route(path, endpoint, methods=["POST"]))
+
+
 def install(app: FastAPI, service: Service) -> None:
     ledger = service.ledger
 
@@ -103,6 +111,8 @@ def install(app: FastAPI, service: Service) -> None:
         service.metrics.appended.labels(producer).inc(len(stored))
         dicts = [r.to_dict() for r in stored]
         return json_response(dicts if many else dicts[0], 201)
+
+    serve_plainly(app, "/v0/receipts", append)
 
     def _check_revisions_owned(principal: Principal, valid: list[Any], pointers: list[str]) -> None:
         for request, pointer in zip(valid, pointers, strict=True):
