@@ -67,6 +67,8 @@ class MetricsMiddleware:
             await self.app(scope, receive, sending)
         finally:
             route: Any = scope.get("route")
-            name = getattr(route, "path", "unmatched")
+            name = getattr(route, "path", None)
+            if name is None:  # a plain Starlette route (no path parameters) sets no "route"
+                name = scope["path"] if "endpoint" in scope else "unmatched"
             self.metrics.requests.labels(scope["method"], name, str(status[0])).inc()
             self.metrics.latency.labels(name).observe(time.perf_counter() - start)
