@@ -69,6 +69,13 @@ class Request:
 NUL: Final = "U+0000 (NUL) is not allowed: not every backend can store it"
 
 
+def _carries_nul(payload: dict[str, Any]) -> bool:
+    try:
+        return b"\\u0000" in orjson.dumps(payload)  # the one way JSON can carry U+0000
+    except TypeError:  # e.g. a lone surrogate: canonicalization reports it, with its pointer
+        return False
+
+
 def nul_problems(value: Any, pointer: str = "") -> list[ErrorDetail]:
     """Every string or member name holding U+0000, by pointer."""
     problems, stack = [], [(value, pointer)]
@@ -232,7 +239,7 @@ class Validator:
             base = f"{prefix}/payload"
             for error in validator.iter_errors(payload):
                 problems.append(_detail(base, error))
-        if b"\\u0000" in orjson.dumps(payload):  # the one way JSON can carry U+0000
+        if _carries_nul(payload):
             problems += nul_problems(payload, f"{prefix}/payload")
         source = payload.get("source")
         if not event_type.own_source and source is not None and source != producer:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ class GroupCommitter:
         self.waiting = 0  # receipts queued, for back-pressure
         self.committed = asyncio.Event()  # pulsed after every commit (stream tailing)
         self.commits = 0  # counts those pulses: a tail compares it to miss none
-        self.group_sizes: list[int] = []  # observed by /metrics
+        self.group_sizes: deque[int] = deque(maxlen=100_000)  # drained by /metrics
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:

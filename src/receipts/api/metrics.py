@@ -38,9 +38,9 @@ class Metrics:
         self.service = service
 
     def render(self) -> bytes:
-        sizes, self.service.committer.group_sizes = self.service.committer.group_sizes, []
-        for n in sizes:
-            self.group.observe(n)
+        sizes = self.service.committer.group_sizes
+        while sizes:
+            self.group.observe(sizes.popleft())
         return generate_latest(self.registry)
 
 

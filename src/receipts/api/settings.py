@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import UsageError
 
@@ -39,11 +40,23 @@ class Settings:
             "edge_function_keys": keys,
             "insecure_dev": insecure_dev,
             "source_uri": env.get("RECEIPTS_SOURCE_URI", cls.source_uri),
-            "body_limit": int(env.get("RECEIPTS_BODY_LIMIT", cls.body_limit)),
-            "checkpoint_interval": float(
-                env.get("RECEIPTS_CHECKPOINT_INTERVAL", cls.checkpoint_interval)
+            "body_limit": _number("RECEIPTS_BODY_LIMIT", int, cls.body_limit),
+            "checkpoint_interval": _number(
+                "RECEIPTS_CHECKPOINT_INTERVAL", float, cls.checkpoint_interval
             ),
             "store_unknown_cloudevents": env.get("RECEIPTS_STORE_UNKNOWN_CLOUDEVENTS") == "1",
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
+
+
+def _number(name: str, kind: type[int] | type[float], default: float) -> Any:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return kind(default)
+    try:
+        return kind(raw)
+    except ValueError:
+        raise UsageError(
+            f"{name}={raw!r} is not a{'n integer' if kind is int else ' number'}"
+        ) from None

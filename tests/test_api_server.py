@@ -1,0 +1,230 @@
+"""``receipts serve`` as an operator runs it: a real uvicorn process on a free port. The smoke
+path (append, read back, a checkpoint appears, a proof verifies offline), the refusal to serve
+without RECEIPTS_JWT_SECRET, ``--insecure-dev``, and concurrent clients over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from receipts.bundle import Bundle
+from receipts.tlog import Checkpoint, Verifier
+from test_api_support import (
+    SECRET,
+    SERVICE,
+    assert_problem,
+    ocn_example,
+    refund,
+)
+
+RECEIPTS = str(Path(sys.executable).with_name("receipts"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def environment(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECEIPTS_")}
+    env.update(extra)
+    return env
+
+
+class Server:
+    def __init__(self, cwd: Path, env: dict[str, str], *args: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.cwd = cwd
+        self.process = subprocess.Popen(
+            [RECEIPTS, "--db", str(cwd / "s.db"), "serve", "--port", str(self.port), *args],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited: {self.process.communicate()}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError("server did not become healthy")
+
+    def stop(self) -> tuple[int, str]:
+        """SIGTERM, as a process manager stops it. Uvicorn shuts down gracefully, then re-raises
+        the signal, so a clean stop exits with -SIGTERM (or 0)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            _, err = self.process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            _, err = self.process.communicate()
+        return self.process.returncode, err.decode()
+
+
+def sse_events(response: httpx.Response) -> Iterator[dict[str, str]]:
+    """The events of a text/event-stream response, read as they come (comments skipped)."""
+    event: dict[str, str] = {}
+    for line in response.iter_lines():
+        if not line:
+            if event:
+                yield event
+            event = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            event[name] = value.removeprefix(" ")
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    env = environment(RECEIPTS_JWT_SECRET=SECRET, RECEIPTS_CHECKPOINT_INTERVAL="0.2")
+    running = Server(tmp_path, env)
+    try:
+        running.wait_ready()
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.mark.slow
+def test_smoke_append_read_checkpoint_prove(server: Server) -> None:
+    with httpx.Client(base_url=server.url, headers=SERVICE, timeout=10) as client:
+        response = client.post("/v0/receipts", json=[refund("r-1"), refund("r-2")])
+        assert response.status_code == 201, response.text
+        first, second = response.json()
+        assert client.get(f"/v0/receipts/{second['id']}").json() == second
+        listed = client.get("/v0/receipts").json()
+        assert [r["id"] for r in listed["items"]] == [first["id"], second["id"]]
+
+        deadline = time.monotonic() + 10
+        while client.get("/health").json()["checkpoint_size"] < 2:
+            assert time.monotonic() < deadline, "no checkpoint appeared"
+            time.sleep(0.05)
+        note = client.get("/v0/checkpoint").text
+
+        # The key the server generated on first start is next to the database.
+        shown = subprocess.run(
+            [RECEIPTS, "--db", str(server.cwd / "s.db"), "keys", "show"],
+            capture_output=True,
+            text=True,
+            env=environment(),
+            timeout=30,
+        )
+        assert shown.returncode == 0, shown.stderr
+        verifier = Verifier.from_key_string(shown.stdout.strip())
+        assert Checkpoint.open(note, verifier, origin=verifier.name).size == 2
+        bundle = client.get(f"/v0/proofs/inclusion?id={second['id']}")
+        assert bundle.status_code == 200
+        verified = Bundle.from_json(bundle.content).verify(verifier)
+        assert (verified.index, verified.leaf_hash.hex()) == (1, second["leaf_hash"])
+
+        audit = client.post(
+            "/events",
+            json=ocn_example("decision_approve"),
+            headers={"content-type": "application/cloudevents+json"},
+        )
+        assert audit.status_code == 201 and audit.json()["type"] == "ocn.weave.audit.v1"
+        assert_problem(
+            client.get("/v0/receipts", headers={"Authorization": ""}), 401, "unauthorized"
+        )
+        metrics = client.get("/metrics").text
+        assert 'receipts_appended_total{producer="service_role_pipeline"} 3.0' in metrics
+
+        # Read in this thread (the client's read timeout guards it): closing a response that
+        # another thread is blocked reading would wait for that read.
+        with client.stream("GET", "/v0/stream?after=0", timeout=5) as stream:
+            events = sse_events(stream)
+            assert next(events)["id"] == "1"
+            assert next(events)["id"] == "2"
+            client.post("/v0/receipts", json=refund("r-live"))
+            live = next(events)
+            assert live["id"] == "3" and json.loads(live["data"])["entity_id"] == "r-live"
+
+    code, err = server.stop()
+    assert code in (0, -signal.SIGTERM), err
+    assert "Traceback" not in err
+    assert "generated signing key" in err
+
+
+@pytest.mark.slow
+def test_concurrent_clients_over_real_sockets(server: Server) -> None:
+    n = 50
+
+    async def run() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=n)
+        async with httpx.AsyncClient(
+            base_url=server.url, headers=SERVICE, timeout=30, limits=limits
+        ) as client:
+            return await asyncio.gather(
+                *(client.post("/v0/receipts", json=refund(f"r-{i}")) for i in range(n))
+            )
+
+    responses = asyncio.run(run())
+    assert [r.status_code for r in responses] == [201] * n
+    assert sorted(r.json()["seq"] for r in responses) == list(range(n))
+    metrics = httpx.get(server.url + "/metrics").text
+    assert "receipts_commit_group_receipts_count" in metrics
+
+
+@pytest.mark.slow
+def test_serve_refuses_to_start_without_a_jwt_secret(tmp_path: Path) -> None:
+    port = str(free_port())
+    result = subprocess.run(
+        [RECEIPTS, "--db", str(tmp_path / "s.db"), "serve", "--port", port],
+        cwd=tmp_path,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode != 0
+    error = json.loads(result.stderr)
+    assert error["code"] == "usage"
+    assert "RECEIPTS_JWT_SECRET" in error["message"]
+    assert result.stdout == ""
+    assert not (tmp_path / "s.db").exists()  # refused before touching anything
+    empty = subprocess.run(
+        [RECEIPTS, "--db", str(tmp_path / "s.db"), "serve", "--port", port],
+        cwd=tmp_path,
+        env=environment(RECEIPTS_JWT_SECRET=""),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert empty.returncode != 0 and "RECEIPTS_JWT_SECRET" in json.loads(empty.stderr)["message"]
+
+
+@pytest.mark.slow
+def test_insecure_dev_starts_without_a_secret(tmp_path: Path) -> None:
+    running = Server(tmp_path, environment(RECEIPTS_CHECKPOINT_INTERVAL="0"), "--insecure-dev")
+    try:
+        running.wait_ready()
+        # Without a secret every caller is the (local, insecure) service role.
+        response = httpx.post(running.url + "/v0/receipts", json=refund(), timeout=10)
+        assert response.status_code == 201, response.text
+        assert response.json()["producer"] == "service_role_pipeline"
+        assert httpx.get(running.url + "/v0/receipts", timeout=10).json()["items"]
+    finally:
+        code, err = running.stop()
+    assert code in (0, -signal.SIGTERM), err
+    assert "Traceback" not in err
