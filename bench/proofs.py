@@ -123,8 +123,10 @@ def main() -> None:
           f"  ratio {summary['ratio_proofs_ours_vs_pymerkle']:.2f}x (target >= 1x)")  # fmt: skip
     print(f"audit receipts/s: ours {med['ours_audit']:,.0f}  bare hashlib {med['hashlib']:,.0f}"
           f"  ratio {summary['ratio_audit_vs_hashlib']:.3f}x (target >= 0.5x)")  # fmt: skip
-    print(f"ingest of {args.ingest_n:,} with integration after every batch: "
-          f"{slowdown * 100:+.1f}% time (target <= +10%)")
+    print(
+        f"ingest of {args.ingest_n:,} with integration after every batch: "
+        f"{slowdown * 100:+.1f}% time (target <= +10%)"
+    )
     print(json.dumps(summary))
 
 
