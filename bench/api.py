@@ -52,8 +52,8 @@ def free_port() -> int:
 def start_ours(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     env = {**os.environ, "RECEIPTS_JWT_SECRET": SECRET}
-    cmd = [str(Path(sys.executable).with_name("receipts")), "--db", str(workdir / "api.db"), "serve",
-           "--port", str(port)]  # fmt: skip
+    receipts = str(Path(sys.executable).with_name("receipts"))
+    cmd = [receipts, "--db", str(workdir / "api.db"), "serve", "--port", str(port)]
     proc = subprocess.Popen(cmd, env=env, cwd=workdir, stderr=subprocess.DEVNULL)
     _wait_health(port)
     return proc, port
@@ -143,7 +143,8 @@ def bench_http(seconds: int, repeat: int) -> dict[str, object]:
 def bench_cloudevents(repeat: int, n: int = 20_000) -> dict[str, object]:
     from cloudevents.v1.conversion import to_binary as sdk_to_binary
     from cloudevents.v1.conversion import to_structured as sdk_to_structured
-    from cloudevents.v1.http import CloudEvent, from_http as sdk_from_http
+    from cloudevents.v1.http import CloudEvent
+    from cloudevents.v1.http import from_http as sdk_from_http
 
     from receipts.cloudevents import from_http, to_binary, to_structured
 
