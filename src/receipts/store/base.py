@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..model import Receipt
 from ..tlog import Node
@@ -72,6 +72,29 @@ class ReadTxn(Protocol):
         ...
 
     def checkpoints(self) -> Iterator[StoredCheckpoint]: ...
+
+
+def filters(query: Query, mark: str, visible: str, table: str = "") -> tuple[str, list[Any]]:
+    """The WHERE clause and arguments of a query (``mark`` is the driver's placeholder,
+    ``visible`` the backend's owner-or-audience condition taking two of them, ``table`` an
+    alias prefix). Ordering and paging stay with each backend's own SQL."""
+    where, args = [], []
+    for column in ("entity_type", "entity_id", "correlation_id", "domain", "event_type"):
+        value = getattr(query, column)
+        if value is not None:
+            where.append(f"{table}{column} = {mark}")
+            args.append(value)
+    for value, condition in ((query.since, ">="), (query.until, "<")):
+        if value is not None:
+            where.append(f"{table}occurred_at {condition} {mark}")
+            args.append(value)
+    if query.visible_to is not None:
+        where.append(visible)
+        args += [query.visible_to, query.visible_to]
+    if query.after is not None:
+        where.append(f"{table}seq > {mark}")
+        args.append(query.after)
+    return (" WHERE " + " AND ".join(where) if where else ""), args
 
 
 class WriteTxn(ReadTxn, Protocol):

@@ -35,7 +35,7 @@ from ..errors import (
 )
 from ..model import ENTRY_KEYS, Receipt
 from ..tlog import Node
-from .base import Query, StoredCheckpoint
+from .base import Query, StoredCheckpoint, filters
 
 SEQUENCE_LOCK: Final = 7236601  # also in migrations/postgres/0003_sequencing.sql
 MIGRATION_LOCK: Final = 7236602
@@ -289,28 +289,8 @@ class PostgresStore:
         return rows[0] if rows else None
 
     def query(self, query: Query) -> list[Receipt]:
-        where, args = [], []
-        for column in ("entity_type", "entity_id", "correlation_id", "domain", "event_type"):
-            value = getattr(query, column)
-            if value is not None:
-                where.append(f"e.{column} = %s")
-                args.append(value)
-        if query.since is not None:
-            where.append("e.occurred_at >= %s")
-            args.append(query.since)
-        if query.until is not None:
-            where.append("e.occurred_at < %s")
-            args.append(query.until)
-        if query.visible_to is not None:
-            where.append(_VISIBLE)
-            args += [query.visible_to, query.visible_to]
-        if query.after is not None:
-            where.append("e.seq > %s")
-            args.append(query.after)
-        sql = f"SELECT {_COLUMNS} FROM {_FROM}"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY e.seq"
+        where, args = filters(query, "%s", _VISIBLE, "e.")
+        sql = f"SELECT {_COLUMNS} FROM {_FROM}{where} ORDER BY e.seq"
         if query.limit is not None:
             sql += " LIMIT %s"
             args.append(query.limit)

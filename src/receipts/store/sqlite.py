@@ -31,7 +31,7 @@ from ..errors import (
 )
 from ..model import Receipt
 from ..tlog import Node
-from .base import Query, StoredCheckpoint
+from .base import Query, StoredCheckpoint, filters
 
 _VISIBLE: Final = (
     "(owner_user_id = ? OR EXISTS (SELECT 1 FROM ledger_audience_v0 a "
@@ -291,28 +291,8 @@ class SQLiteStore:
         return rows[0] if rows else None
 
     def query(self, query: Query) -> list[Receipt]:
-        where, args = [], []
-        for column in ("entity_type", "entity_id", "correlation_id", "domain", "event_type"):
-            value = getattr(query, column)
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(value)
-        if query.since is not None:
-            where.append("occurred_at >= ?")
-            args.append(query.since)
-        if query.until is not None:
-            where.append("occurred_at < ?")
-            args.append(query.until)
-        if query.visible_to is not None:
-            where.append(_VISIBLE)
-            args += [query.visible_to, query.visible_to]
-        if query.after is not None:
-            where.append("seq > ?")
-            args.append(query.after)
-        sql = f"SELECT {_COLUMNS} FROM ledger_events_v0"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY seq"
+        where, args = filters(query, "?", _VISIBLE, "")
+        sql = f"SELECT {_COLUMNS} FROM ledger_events_v0{where} ORDER BY seq"
         if query.limit is not None:
             sql += " LIMIT ?"
             args.append(query.limit)
