@@ -16,24 +16,34 @@ from ..errors import ErrorDetail, OverloadedError, ReceiptsError, ValidationErro
 PROBLEM = "application/problem+json"
 
 
-def problem(error: ReceiptsError, instance: str | None = None) -> Response:
-    status = error.http_status
-    body = {
-        "type": f"urn:receipts:problem:{error.code}",
+def _response(
+    status: int,
+    code: str,
+    detail: str,
+    errors: list[ErrorDetail],
+    instance: str | None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": f"urn:receipts:problem:{code}",
         "title": HTTPStatus(status).phrase,
         "status": status,
-        "detail": error.message,
-        "code": error.code,
-        "errors": [e.to_dict() for e in error.errors],
+        "detail": detail,
+        "code": code,
+        "errors": [e.to_dict() for e in errors],
     }
     if instance:
         body["instance"] = instance
+    return Response(orjson.dumps(body), status, headers=headers, media_type=PROBLEM)
+
+
+def problem(error: ReceiptsError, instance: str | None = None) -> Response:
     headers = {}
     if isinstance(error, OverloadedError):
         headers["Retry-After"] = str(error.retry_after)
-    if status == 401:
+    if error.http_status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="receipts"'
-    return Response(orjson.dumps(body), status, headers=headers, media_type=PROBLEM)
+    return _response(error.http_status, error.code, error.message, error.errors, instance, headers)
 
 
 async def handle_receipts_error(request: Request, exc: Exception) -> Response:
@@ -56,13 +66,5 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     status = exc.status_code
     code = {404: "not_found", 405: "method_not_allowed"}.get(status, f"http_{status}")
-    body: dict[str, Any] = {
-        "type": f"urn:receipts:problem:{code}",
-        "title": HTTPStatus(status).phrase,
-        "status": status,
-        "detail": str(exc.detail),
-        "code": code,
-        "errors": [],
-        "instance": request.url.path,
-    }
-    return Response(orjson.dumps(body), status, headers=exc.headers, media_type=PROBLEM)
+    headers = dict(exc.headers) if exc.headers else None
+    return _response(status, code, str(exc.detail), [], request.url.path, headers)
