@@ -630,3 +630,27 @@ def test_every_error_class_has_a_cli_exit_code() -> None:
     codes = {cls.code: cls.exit_code for cls in subclasses(ReceiptsError)}
     assert codes.pop("usage") == 2
     assert set(codes.values()) == {1}
+
+
+def test_get_prints_a_receipt_as_a_cloudevent(tmp_path: Path) -> None:
+    from cloudevents.v1.http import from_http as sdk_from_http
+
+    from receipts import Ledger
+    from receipts.cli.demo import demo_id, story
+
+    db = tmp_path / "ce.db"
+    with Ledger.open(db) as ledger:
+        for producer, request in story()[:5]:
+            ledger.append(request, producer=producer)
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("receipts")), "--db", str(db), "get",
+         demo_id("capture"), "--cloudevent", "--source", "https://ledger.example/v0"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    event = json.loads(result.stdout)
+    assert event["type"] == "receipts.payments.payment_captured.v0"
+    assert (event["id"], event["source"]) == (demo_id("capture"), "https://ledger.example/v0")
+    assert event["subject"] == "payment_intent:pi_3Qx9" and event["seq"] == 4
+    parsed = sdk_from_http({"content-type": "application/cloudevents+json"}, result.stdout)
+    assert parsed["type"] == event["type"] and parsed.data == event["data"]

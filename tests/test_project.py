@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import receipts
 
@@ -129,3 +130,28 @@ def test_every_error_has_a_stable_code_status_and_exit_code() -> None:
     for cls in errors:
         assert issubclass(cls, receipts.ReceiptsError)
         assert 400 <= cls.http_status < 600 and cls.exit_code in (1, 2)
+
+
+def _commands(group: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    import click
+
+    out = []
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            out += _commands(command, f"{prefix}{name} ")
+        else:
+            out.append((f"{prefix}{name}", command))
+    return out
+
+
+def test_every_cli_command_has_help_and_is_documented() -> None:
+    from receipts.cli import cli
+
+    docs = "\n".join(
+        p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    )
+    for name, command in _commands(cli):
+        assert (command.help or "").strip(), f"`receipts {name}` has no help text"
+        # `receipts [--db …] NAME`: options may stand between the program and the command.
+        pattern = rf"receipts (?:--?\S+(?: \S+)? )*{re.escape(name)}\b"
+        assert re.search(pattern, docs), f"`receipts {name}` is not shown in README.md or docs/"

@@ -178,10 +178,24 @@ def append(c: _Context, file: str, producer: str, batch_size: int) -> None:
 
 @cli.command()
 @click.argument("receipt_id")
+@click.option("--cloudevent", is_flag=True, help="Print it as a CloudEvent (JSON format).")
+@click.option(
+    "--source",
+    envvar="RECEIPTS_SOURCE_URI",
+    default="urn:receipts:ledger",
+    show_default=True,
+    help="The CloudEvents `source` of this ledger (env RECEIPTS_SOURCE_URI).",
+)
 @pass_ctx
-def get(c: _Context, receipt_id: str) -> None:
+def get(c: _Context, receipt_id: str, cloudevent: bool, source: str) -> None:
     """Print the receipt with this id."""
-    _out_receipts([c.ledger.get(receipt_id)])
+    receipt = c.ledger.get(receipt_id)
+    if not cloudevent:
+        _out_receipts([receipt])
+        return
+    from ..cloudevents import receipt_to_cloudevent
+
+    _out(receipt_to_cloudevent(receipt, source=source, catalog=c.ledger.catalog))
 
 
 @cli.command()
