@@ -496,3 +496,19 @@ def test_every_acknowledged_receipt_survives_kill_9(tmp_path: Path) -> None:
             ).seq
             == size
         )
+
+
+def test_an_id_written_by_one_producer_conflicts_for_another(ledger: Ledger) -> None:
+    # An own-`source` type: the payload is identical whoever writes it.
+    request = {
+        "id": "0190b2a4-5c6d-7e8f-9a0b-1c2d3e4f5a6b", "domain": "model_lifecycle",
+        "event_type": "model_pack_download_started", "entity_type": "model_pack",
+        "entity_id": "mp_1", "payload": {"packId": "mp_1", "version": "1", "source": "auto"},
+    }  # fmt: skip
+    first = ledger.append(request, producer="client")
+    assert ledger.append(request, producer="client") == first
+    with pytest.raises(IdConflictError) as caught:
+        ledger.append(request, producer="edge_function")
+    assert caught.value.errors[0].pointer == "/id"
+    assert "another producer" in caught.value.message
+    assert ledger.size() == 1

@@ -343,7 +343,7 @@ class _Batch:
             receipt_id = request.id or str(uuid_utils.uuid7())
             prior = self.by_id.get(receipt_id)
             if prior is not None:
-                _same_or_conflict(prior, request, pointer)
+                _same_or_conflict(prior, request, producer, pointer)
                 out.append(prior)
                 continue
             head = self._head(request, pointer)
@@ -435,8 +435,14 @@ def _check_same_chain(head: Receipt, request: Request, pointer: str) -> None:
         )
 
 
-def _same_or_conflict(prior: Receipt, request: Request, pointer: str) -> None:
-    """Idempotency: a retried request (same id, same content) gets the original receipt."""
+def _same_or_conflict(prior: Receipt, request: Request, producer: str, pointer: str) -> None:
+    """Idempotency: a retried request (same id, same content, same writer) gets the original
+    receipt; anything else claiming the id is a conflict."""
+    if producer != prior.producer:
+        raise IdConflictError(
+            f"receipt {prior.id} already exists, written by another producer",
+            [ErrorDetail(f"{pointer}/id", f"already used by a {prior.producer!r} receipt")],
+        )
     fields = ("domain", "event_type", "entity_type", "entity_id", "op", "supersedes_id", "payload")
     differ = [f for f in fields if getattr(prior, f) != getattr(request, f)]
     # Fields a request may leave to defaults are compared only when it gives them.
