@@ -10,9 +10,17 @@ from typing import Any
 
 import jsonschema
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from receipts import Catalog, ValidationError
-from receipts.cloudevents import OCN_EVENT_TYPES, ocn_schema, validate_cloudevent
+from receipts.cloudevents import (
+    OCN_EVENT_TYPES,
+    cloudevent_problems,
+    ocn_schema,
+    validate_cloudevent,
+)
+from receipts.cloudevents.envelope import is_plainly_valid
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ocn"
 OCN_FIXTURES = {
@@ -415,3 +423,66 @@ def test_validate_does_not_change_the_event() -> None:
     before = copy.deepcopy(event)
     validate_cloudevent(event)
     assert event == before
+
+
+# --- the fast path agrees with the full check ------------------------------------------------
+
+
+def _agrees(event: Any) -> bool:
+    """is_plainly_valid never accepts what the full check refuses; validate_cloudevent's verdict
+    is the full check's. Returns the fast path's verdict."""
+    full = cloudevent_problems(event)
+    fast = is_plainly_valid(event)
+    assert not (fast and full), (event, full)
+    try:
+        validate_cloudevent(event)
+    except ValidationError as error:
+        assert full and error.errors == full
+    else:
+        assert not full
+    return fast
+
+
+def test_fast_path_agrees_on_every_code_point() -> None:
+    accepted = 0
+    for point in range(0x110000):
+        char = chr(point)
+        accepted += _agrees(minimal(subject=char, ext=char))
+    assert accepted > 100_000  # it is a fast path: it takes the ordinary characters
+
+
+def test_fast_path_takes_ordinary_events() -> None:
+    event = minimal(
+        subject="order:1", time="2026-11-22T10:00:00.123Z", datacontenttype="application/json",
+        dataschema="https://example.com/s.json", data={"a": 1}, ext="x", n=5, flag=True,
+    )  # fmt: skip
+    assert _agrees(event)
+
+
+_TIMES = st.one_of(
+    st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat()),
+    st.from_regex(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
+                  r"([Zz]|[+-][0-9]{2}:[0-9]{2})?\Z"),
+    st.sampled_from(["0001-01-01T00:00:00+01:00", "9999-12-31T23:00:00-05:00",
+                     "2024-02-29T00:00:00Z", "2023-02-29T00:00:00Z", "2026-01-01T24:00:00Z"]),
+)  # fmt: skip
+_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**33), 2**33), st.text(), _TIMES,
+    st.sampled_from(["", "1.0", "0.3", "/x", "urn:a:b", "http://[::1]/", "http://[1::2::3]/",
+                     "http://a:b/", "a b", "application/json", "text/plain", "x/y+json;a=b",
+                     "application/", "%zz"]),
+    st.lists(st.integers(), max_size=2),
+)  # fmt: skip
+_NAMES = st.one_of(
+    st.sampled_from(["id", "source", "specversion", "type", "subject", "time", "dataschema",
+                     "datacontenttype", "data", "data_base64", "ext1"]),
+    st.text(min_size=1, max_size=4),
+)  # fmt: skip
+
+
+@given(st.dictionaries(_NAMES, _VALUES, max_size=6), st.booleans())
+def test_fast_path_never_accepts_what_the_full_check_refuses(
+    changes: dict[str, Any], start_valid: bool
+) -> None:
+    base = minimal(time="2026-11-22T10:00:00Z", datacontenttype="text/plain", data="x")
+    _agrees({**base, **changes} if start_valid else changes)

@@ -429,5 +429,7 @@ def _prove(ledger: Ledger, console: Console) -> None:
     verified = Bundle.from_json(bundle.to_json()).verify(vkey)
     console.print(f"\n[bold]Signed checkpoint[/] of {checkpoint.size} receipts, root "
                   f"{checkpoint.root_hash.hex()[:16]}…, key {vkey.to_key_string()}")  # fmt: skip
-    console.print(f"Offline proof: refund_completed is leaf {verified.index} of that tree "
-                  "[green]✓ verified[/] (receipts prove ID | receipts verify-bundle - --key KEY)")
+    console.print(
+        f"Offline proof: refund_completed is leaf {verified.index} of that tree "
+        "[green]✓ verified[/] (receipts prove ID | receipts verify-bundle - --key KEY)"
+    )

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import ipaddress
 import re
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Final
 
 import jsonschema_rs
@@ -82,9 +84,102 @@ def validate_cloudevent(event: Any, type: str | None = None) -> None:
     With ``type``, the event must be of that type. OCN types (given or found in the event)
     are also checked against their JSON Schema: they need ``subject``, ``time`` and ``data``.
     """
+    if (type is None or type == _type_of(event)) and is_plainly_valid(event):
+        return  # is_plainly_valid refuses OCN types: their schemas are checked below
     problems = cloudevent_problems(event, type)
     if problems:
         raise ValidationError(f"{len(problems)} problem(s) in the CloudEvent", problems)
+
+
+def _type_of(event: Any) -> Any:
+    return event.get("type") if isinstance(event, dict) else None
+
+
+def is_plainly_valid(event: Any) -> bool:
+    """True only if ``event`` is certainly valid: the common shape, checked with cheap tests.
+
+    A fast path in front of :func:`cloudevent_problems`, never instead of it: False means "not
+    decided here" (unusual characters, base64 data, OCN types, ...), and the caller runs the
+    full check, which names every problem. Whatever this accepts, the full check accepts too
+    (a property test holds the two together).
+    """
+    if type(event) is not dict or event.get("specversion") != SPECVERSION:
+        return False
+    for name in REQUIRED_ATTRIBUTES:
+        value = event.get(name)
+        if type(value) is not str or not value:
+            return False
+    if event["type"] in OCN_EVENT_TYPES or "data_base64" in event:
+        return False
+    for name, value in event.items():
+        if value is None or name == "data":
+            continue
+        kind = _FAST.get(name)
+        if kind is None:  # an extension attribute
+            if not _extension_name_ok(name):
+                return False
+            if type(value) is int:
+                if not INT32[0] <= value <= INT32[1]:
+                    return False
+            elif type(value) is not bool and not (type(value) is str and value.isprintable()):
+                return False
+        elif type(value) is not str or not value or not value.isprintable():
+            return False
+        elif kind == _PLAIN:
+            continue
+        elif kind == _TIME:
+            if not _time_plainly_valid(value):
+                return False
+        elif _cached_problem(name, value) is not None:
+            return False
+    content_type = event.get("datacontenttype")
+    return (
+        content_type is None
+        or "data" not in event
+        or type(event["data"]) is str
+        or is_json_media_type(content_type)
+    )
+
+
+_PLAIN: Final = 0  # a non-empty string of printable characters is all these rules ask
+_TIME: Final = 1
+_CACHED: Final = 2  # a verdict worth caching: such values repeat (one per producer or schema)
+_FAST: Final = {
+    "id": _PLAIN,
+    "type": _PLAIN,
+    "subject": _PLAIN,
+    "specversion": _PLAIN,  # compared above
+    "time": _TIME,
+    "source": _CACHED,
+    "dataschema": _CACHED,
+    "datacontenttype": _CACHED,
+}
+# RFC 3339 that datetime.fromisoformat reads as it is: at most 6 fractional digits, upper-case
+# T and Z, and years whose conversion to UTC cannot overflow.
+_PLAIN_TIME: Final = re.compile(
+    r"(?!0000|0001|9999)[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
+    r"(?:Z|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def _time_plainly_valid(value: str) -> bool:
+    if _PLAIN_TIME.fullmatch(value) is None:
+        return False
+    try:
+        datetime.fromisoformat(value)  # the calendar: month lengths, leap years, hour < 24
+    except ValueError:
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_problem(name: str, value: str) -> str | None:
+    return _CHECKS[name](name, value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _extension_name_ok(name: str) -> bool:
+    return _NAME.fullmatch(name) is not None
 
 
 def cloudevent_problems(event: Any, type: str | None = None, prefix: str = "") -> list[ErrorDetail]:
@@ -122,6 +217,8 @@ def _string(value: Any, *, empty: bool = True) -> str | None:
         return "expected a string"
     if not empty and not value:
         return "expected a non-empty string"
+    if value.isprintable():  # no control, surrogate or unassigned (noncharacter) code points
+        return None
     char = _BAD_CHAR.search(value)
     if char:
         return f"U+{ord(char.group()):04X} is not allowed in a CloudEvents string"

@@ -20,7 +20,7 @@ from ..errors import (
     ValidationError,
     json_pointer,
 )
-from .envelope import DATA_MEMBERS, cloudevent_problems, is_json_media_type
+from .envelope import DATA_MEMBERS, cloudevent_problems, is_json_media_type, is_plainly_valid
 
 STRUCTURED: Final = "application/cloudevents+json"
 BATCH: Final = "application/cloudevents-batch+json"
@@ -33,6 +33,7 @@ _OCTETS: Final = "application/octet-stream"
 # Printable ASCII but space, double quote and percent pass unencoded (binding §3.1.3.2).
 _SAFE: Final = frozenset(chr(c) for c in range(0x21, 0x7F)) - {'"', "%"}
 _HEX: Final = frozenset("0123456789abcdefABCDEF")
+_UNSAFE_ASCII: Final = frozenset(' "%')
 
 _NO_CE_DATACONTENTTYPE: Final = (
     "binary mode puts datacontenttype in Content-Type: a ce-datacontenttype header MUST NOT be "
@@ -152,17 +153,18 @@ def _from_binary(lower: Headers, body: bytes) -> dict[str, Any]:
     for name, value in lower.items():
         if not name.startswith(_CE):
             continue
-        attribute = name.removeprefix(_CE)
-        pointer = json_pointer(attribute)
+        attribute = name[3:]
         if attribute == "datacontenttype":
-            problems.append(ErrorDetail(pointer, _NO_CE_DATACONTENTTYPE))
+            problems.append(ErrorDetail(json_pointer(attribute), _NO_CE_DATACONTENTTYPE))
         elif attribute in DATA_MEMBERS:
-            problems.append(ErrorDetail(pointer, "not an attribute: the body carries the data"))
+            problems.append(
+                ErrorDetail(json_pointer(attribute), "not an attribute: the body carries the data")
+            )
         else:
             try:
                 event[attribute] = decode_header_value(value)
             except ValueError as exc:
-                problems.append(ErrorDetail(pointer, f"header {name}: {exc}"))
+                problems.append(ErrorDetail(json_pointer(attribute), f"header {name}: {exc}"))
     if problems:
         raise ValidationError("invalid binary-mode CloudEvent headers", problems)
     content_type = lower.get(_CONTENT_TYPE)
@@ -181,6 +183,8 @@ def decode_header_value(value: str) -> str:
     """A ``ce-*`` header value as an attribute string: quoted-string unescaped (RFC 9110
     §5.6.4), then one round of percent-decoding; ValueError if that is not valid UTF-8."""
     value = value.strip(" \t")
+    if value.isascii() and value.isprintable() and "%" not in value and '"' not in value:
+        return value  # nothing quoted or encoded: the common case
     if len(value) >= 2 and value[0] == value[-1] == '"':
         value = _unquote(value[1:-1])
     raw = bytearray()
@@ -265,6 +269,8 @@ def to_binary(event: dict[str, Any]) -> tuple[Headers, bytes]:
 def encode_header_value(value: str) -> str:
     """Percent-encode (upper-case hex) UTF-8 bytes of every character but printable ASCII
     other than space, double quote and percent."""
+    if value.isascii() and value.isprintable() and not _UNSAFE_ASCII.intersection(value):
+        return value
     return "".join(
         char if char in _SAFE else "".join(f"%{b:02X}" for b in char.encode("utf-8"))
         for char in value
@@ -278,6 +284,8 @@ def _canonical_string(value: Any) -> str:
 
 
 def _check(events: list[dict[str, Any]], prefixes: list[str]) -> None:
+    if all(map(is_plainly_valid, events)):
+        return
     problems = [
         p for e, at in zip(events, prefixes, strict=True) for p in cloudevent_problems(e, prefix=at)
     ]
