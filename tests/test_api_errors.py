@@ -353,3 +353,26 @@ def test_a_store_failure_is_not_reported_as_bad_input(tmp_path: Path) -> None:
         del api.ledger.commit_groups
         time.sleep(0)
         assert api.append(refund())["seq"] == 0
+
+
+@pytest.mark.parametrize("path", ["/v0/receipts", "/events"])
+def test_a_bug_in_a_write_endpoint_is_a_500_problem_and_counted(
+    api: Api, path: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("secret detail of a bug")
+
+    monkeypatch.setattr(api.ledger.validator, "validate_batch", broken)
+    event = {
+        "specversion": "1.0", "id": "e-1", "source": "urn:t", "subject": "refund:r-1",
+        "type": "receipts.payments.refund_requested.v0", "data": refund()["payload"],
+    }  # fmt: skip
+    body = refund() if path == "/v0/receipts" else event
+    response = api.client.post(path, json=body, headers=JSON if path == "/v0/receipts" else CE)
+    problem = assert_problem(response, 500, "internal_error", [])
+    assert "secret" not in response.text and problem["instance"] == path
+    assert "secret detail of a bug" in caplog.text  # logged for the operator
+    metrics = api.client.get("/metrics").text
+    assert f'receipts_http_requests_total{{method="POST",route="{path}",status="500"}} 1.0' in (
+        metrics
+    )

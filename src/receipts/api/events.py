@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -29,9 +28,9 @@ from ..errors import ErrorDetail, ReceiptsError, ValidationError
 from ..ledger import Pending
 from ..model import Receipt
 from ..validate import nul_problems
-from .app import Service
+from .app import ReceiptsAPI, Service
 from .body import read_body
-from .routes import json_response, principal_of, serve_plainly
+from .routes import json_response, principal_of
 
 UNKNOWN_DOMAIN, UNKNOWN_TYPE = "cloudevents", "unknown_event"
 
@@ -69,7 +68,7 @@ def _in_data(detail: ErrorDetail, prefixes: list[str], ocn: list[bool], batch: b
     return ErrorDetail(_data_pointer(detail.pointer, prefixes[i], ocn[i]), detail.message)
 
 
-def install(app: FastAPI, service: Service) -> None:
+def install(app: ReceiptsAPI, service: Service) -> None:
     ledger = service.ledger
 
     def audit_status(receipt: Receipt) -> tuple[str, str | None]:
@@ -134,7 +133,7 @@ def install(app: FastAPI, service: Service) -> None:
         headers, payload = to_batch(answers) if batch else to_structured(answers[0])
         return Response(payload, 201, headers=dict(headers))
 
-    serve_plainly(app, "/events", ingest)
+    app.serve_plainly("/events", ingest)
 
     @app.get("/receipts/{trace_id}", tags=["cloudevents"])
     def weave(request: Request, trace_id: str) -> Response:

@@ -37,6 +37,11 @@ class Metrics:
         checkpoint.set_function(lambda: service.checkpoint_size)
         self.service = service
 
+    def observe(self, method: str, route: str, status: int, start: float) -> None:
+        """Count a request by its route template and time it from ``start`` (perf_counter)."""
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(route).observe(time.perf_counter() - start)
+
     def render(self) -> bytes:
         sizes = self.service.committer.group_sizes
         while sizes:
@@ -67,8 +72,5 @@ class MetricsMiddleware:
             await self.app(scope, receive, sending)
         finally:
             route: Any = scope.get("route")
-            name = getattr(route, "path", None)
-            if name is None:  # a plain Starlette route (no path parameters) sets no "route"
-                name = scope["path"] if "endpoint" in scope else "unmatched"
-            self.metrics.requests.labels(scope["method"], name, str(status[0])).inc()
-            self.metrics.latency.labels(name).observe(time.perf_counter() - start)
+            name = getattr(route, "path", None) or "unmatched"
+            self.metrics.observe(scope["method"], name, status[0], start)

@@ -46,6 +46,11 @@ def problem(error: ReceiptsError, instance: str | None = None) -> Response:
     return _response(error.http_status, error.code, error.message, error.errors, instance, headers)
 
 
+def internal_error(instance: str | None = None) -> Response:
+    """A bug, not the caller's fault: 500, with nothing of the exception in the body."""
+    return _response(500, "internal_error", "internal server error", [], instance)
+
+
 async def handle_receipts_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ReceiptsError)
     return problem(exc, request.url.path)
