@@ -337,8 +337,15 @@ class _Batch:
             self.heads = self.txn.heads(
                 {self.by_id[t].logical_id for t in targets if t in self.by_id}
             )
-        seq = self.txn.next_seq()
-        out, new = [], self.new
+        out: list[Receipt] = []
+        # The store consumes the receipts as they are built: PostgreSQL stores the rows already
+        # sent while the next ones are made.
+        self.txn.insert(self._build(pending, self.txn.next_seq(), out))
+        return out
+
+    def _build(self, pending: Sequence[Pending], seq: int, out: list[Receipt]) -> Iterator[Receipt]:
+        """The new receipts, in seq order; ``out`` gets every request's receipt (new or prior)."""
+        new = self.new
         for request, producer, pointer in pending:
             receipt_id = request.id or str(uuid_utils.uuid7())
             prior = self.by_id.get(receipt_id)
@@ -370,9 +377,7 @@ class _Batch:
             self.by_id[receipt_id] = self.heads[logical_id] = receipt
             out.append(receipt)
             new.append(receipt)
-        if new:
-            self.txn.insert(new)
-        return out
+            yield receipt
 
     def _head(self, request: Request, pointer: str) -> Receipt | None:
         """The head a revision supersedes (None for an assert); it must be the current head."""

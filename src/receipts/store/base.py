@@ -106,7 +106,10 @@ class WriteTxn(ReadTxn, Protocol):
         """The latest revision of each logical event, by logical id."""
         ...
 
-    def insert(self, receipts: Sequence[Receipt]) -> None: ...
+    def insert(self, receipts: Iterable[Receipt]) -> None:
+        """Insert receipts in order, consuming the iterable to its end (it may be a generator
+        that builds them: an exception it raises aborts the insert and the transaction)."""
+        ...
 
     def add_entries(self, receipts: Sequence[Receipt]) -> None:
         """Record the derived entry bytes and leaf hashes of ``unhashed`` receipts."""

@@ -1,0 +1,136 @@
+"""Batched writes to PostgreSQL: binary COPY stores exactly what the ledger built, and a batch
+streamed to the server while it is being built stays all-or-nothing with dense seqs."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from pg import admin, url_for
+from receipts import Ledger, ValidationError
+from receipts.errors import RevisionConflictError
+from receipts.store import postgres
+from receipts.store.postgres import PostgresStore
+
+FIXED = datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
+
+# Payload values whose text or binary encodings are easy to get wrong.
+NASTY: list[Any] = [
+    0.1, -2.5, 1e-7, 123456.789, 1.7976931348623157e308, 5e-324, -0.0, 10.0, 2**53 - 1,
+    -(2**53) + 1, 0, True, False, None, "", "tab\there", "line\nbreak\r\n", "back\\slash",
+    'quote"d', "\\x00ff", "\\N", "é ü ñ", "日本語", "emoji 🧾🔐", "\u2028\u2029", "\U0001f600" * 3,
+    "\x7f\x01\x1f", [1, [2, [3, {"deep": "er"}]]], {"b": 1, "a": {"ü": [0.5]}}, "x" * 5000,
+]  # fmt: skip
+
+
+def refund(i: int, **fields: Any) -> dict[str, Any]:
+    return {
+        "domain": "payments",
+        "event_type": "refund_requested",
+        "entity_type": "refund",
+        "entity_id": f"rf_{i}",
+        "owner_user_id": f"user_{i}" if i % 2 else None,
+        "payload": {
+            "paymentIntentId": f"pi_{i}",
+            "requestedByUserId": "u_1",
+            "reasonCode": "sick",
+            "nasty": NASTY[i % len(NASTY)],
+            **({"correlation_id": f"flow-{i // 3}"} if i % 3 == 0 else {}),
+        },
+        **fields,
+    }
+
+
+def nasty_requests(n: int) -> list[dict[str, Any]]:
+    times = [
+        None, "2026-01-02T10:00:00Z", "1999-12-31T23:59:59.999999Z", "0001-01-01T00:00:00Z",
+        "9999-12-31T23:59:59.999999Z", "2000-01-01T00:00:00+05:30", "1970-01-01T00:00:00.5-01:00",
+    ]  # fmt: skip
+    out = []
+    for i in range(n):
+        request = refund(i)
+        if times[i % len(times)] is not None:
+            request["occurred_at"] = times[i % len(times)]
+        if i % 4 == 1:
+            request["id"] = str(uuid.uuid4())
+        out.append(request)
+    return out
+
+
+def rows(ledger: Ledger) -> list[tuple[Any, ...]]:
+    """Every column of the journal as the server prints it."""
+    return ledger.store.execute(  # type: ignore[attr-defined,no-any-return]
+        "SELECT to_jsonb(e)::text FROM public.ledger_events_v0 e ORDER BY seq"
+    )
+
+
+@pytest.fixture
+def second_pg_url(pg_template: str) -> Iterator[str]:
+    name = f"receipts_t_{uuid.uuid4().hex[:10]}"
+    with admin() as conn:
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE {pg_template}")
+    yield url_for(name)
+    with admin() as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def test_binary_copy_round_trips_byte_for_byte(pg_url: str) -> None:
+    with Ledger.open(pg_url) as ledger:
+        written = ledger.append_batch(nasty_requests(120))
+        amends = ledger.append_batch(
+            [{**refund(i), "op": "amend", "supersedes_id": written[i].id} for i in range(40)]
+        )  # a COPY of revisions: logical ids differ from ids, supersedes ids are set
+        written += amends
+        assert [r.seq for r in written] == list(range(160))
+        for receipt in written:
+            stored = ledger.get(receipt.id)
+            assert stored == receipt
+            assert stored.entry_bytes == receipt.entry_bytes
+            assert stored.leaf_hash == receipt.leaf_hash
+        assert list(ledger.query()) == written
+        ledger.integrate()
+        report = ledger.audit()
+        assert (report.receipts, report.tree_size) == (160, 160)
+
+
+def test_copy_and_insert_store_the_same_rows(
+    pg_url: str, second_pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    requests = nasty_requests(60)
+    for i, request in enumerate(requests):
+        request["id"] = str(uuid.UUID(int=i + 1))  # the same ids in both databases
+    with Ledger(PostgresStore(pg_url), clock=lambda: FIXED) as ledger:
+        copied = ledger.append_batch(requests)
+        copied_rows = rows(ledger)
+    monkeypatch.setattr(postgres, "_SMALL_BATCH", 1000)  # the text INSERT path
+    with Ledger(PostgresStore(second_pg_url), clock=lambda: FIXED) as ledger:
+        inserted = ledger.append_batch(requests)
+        inserted_rows = rows(ledger)
+    assert copied == inserted
+    assert copied_rows == inserted_rows
+
+
+def test_a_batch_failing_while_it_streams_writes_nothing(pg_url: str) -> None:
+    with Ledger.open(pg_url) as ledger:
+        first = ledger.append_batch([refund(i) for i in range(50)])
+        batch = [refund(100 + i) for i in range(200)]
+        # Late in the batch, after many rows were sent: a stale head (conflict at build time)...
+        batch[150] = {**refund(1), "op": "amend", "supersedes_id": first[1].id}
+        batch[120] = {**refund(1), "op": "amend", "supersedes_id": first[1].id}
+        with pytest.raises(RevisionConflictError):
+            ledger.append_batch(batch)
+        # ...or a payload that cannot be canonicalized (an integer beyond 2**53).
+        batch = [refund(300 + i) for i in range(200)]
+        batch[199]["payload"]["nasty"] = 2**60
+        with pytest.raises(ValidationError) as caught:
+            ledger.append_batch(batch)
+        assert caught.value.errors[0].pointer == "/199/payload"
+        assert ledger.size() == 50
+        after = ledger.append_batch([refund(500 + i) for i in range(100)])
+        assert [r.seq for r in after] == list(range(50, 150))
+        seqs = [s for (s,) in ledger.store.execute("SELECT seq FROM ledger_events_v0 ORDER BY seq")]  # type: ignore[attr-defined]
+        assert seqs == list(range(150))
