@@ -231,6 +231,7 @@ def test_migrations_apply_twice_and_keep_supabase_functions(pg_template: str) ->
             "0004",
             "0005",
             "0006",
+            "0007",
         ]
         first.close()
         second = PostgresStore(url)
