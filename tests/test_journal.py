@@ -241,6 +241,22 @@ def test_an_uncanonicalizable_payload_writes_nothing(
     assert ledger.size() == 0
 
 
+def test_a_failure_after_rows_were_sent_writes_nothing(
+    ledger: Ledger, request_for: MakeRequest
+) -> None:
+    """Stores write a large batch in pieces (multi-row INSERTs, COPY) while it is being built;
+    a receipt that cannot be built after several pieces went out still leaves nothing."""
+    batch = [request_for("payment_captured", entity_id=f"pi_{i}") for i in range(700)]
+    batch[650]["payload"]["amount"] = 2**60  # refused while building its canonical bytes
+    with pytest.raises(ValidationError) as caught:
+        ledger.append_batch(batch)
+    assert pointers(caught.value)[0].startswith("/650/")
+    assert ledger.size() == 0
+    del batch[650]
+    assert [r.seq for r in ledger.append_batch(batch)] == list(range(699))
+    assert [r.seq for r in ledger.query(limit=1000)] == list(range(699))
+
+
 # --- append-only, durability settings ----------------------------------------------------------
 
 
