@@ -4,11 +4,14 @@ in a batch is wrong."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import jsonschema_rs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import (
     SEED_DOMAINS,
@@ -27,6 +30,7 @@ from receipts import (
     ValidationError,
     Validator,
 )
+from receipts.validate import _UNDECIDED, REQUEST_FIELDS
 
 CATALOG = Catalog.load()
 ALL_TYPES = sorted(CATALOG.types)
@@ -573,3 +577,66 @@ def test_nul_characters_are_refused_on_every_backend(ledger: Ledger) -> None:
     }  # fmt: skip
     assert "U+0000" in caught.value.errors[0].message
     assert ledger.size() == 0
+
+
+# --- the ordinary-request fast path returns exactly what the full check does -----------------
+
+
+class _FullCheckOnly(Validator):
+    def _plain(self, *args: Any) -> object:
+        return _UNDECIDED
+
+
+VALIDATOR = Validator(CATALOG)
+_FULL_ONLY = _FullCheckOnly(CATALOG)
+_REQUIRED_FIELDS = ["domain", "event_type", "entity_type", "entity_id", "payload"]
+
+
+_FIELD_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.text(max_size=3), st.sampled_from(["", "x\x00"]),
+    st.sampled_from(["payments", "identity", "refund", "payment_intent", "user", "assert",
+                     "amend", "0190b2a4-5c6d-7e8f-9a0b-1c2d3e4f5a6b", "2026-01-02T10:00:00Z",
+                     "payment_captured", "not_a_type"]),
+    st.lists(st.text(max_size=2), max_size=2), st.dictionaries(st.text(max_size=2), st.integers()),
+)  # fmt: skip
+# Mostly the fields an ordinary request has, where the fast path decides.
+_FIELDS = st.one_of(
+    st.sampled_from([*_REQUIRED_FIELDS, "owner_user_id"]),
+    st.sampled_from([*sorted(REQUEST_FIELDS), "extra"]),
+)
+
+
+def _outcome(validator: Validator, raw: Any, producer: str) -> Any:
+    try:
+        return validator.validate_batch([raw], producer)
+    except ReceiptsError as error:
+        return type(error), error.message, error.errors
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.sampled_from(ALL_TYPES),
+    st.dictionaries(_FIELDS, _FIELD_VALUES, max_size=3),
+    st.lists(st.sampled_from(_REQUIRED_FIELDS), max_size=2),
+    st.sampled_from(["client", "service_role_pipeline", "edge_function"]),
+)
+def test_the_fast_path_agrees_with_the_full_check(
+    name: str, changes: dict[str, Any], dropped: list[str], producer: str
+) -> None:
+    raw = build_request(CATALOG.types[name], **changes)
+    for key in dropped:
+        raw.pop(key, None)
+    fast = _outcome(VALIDATOR, copy.deepcopy(raw), producer)
+    full = _outcome(_FULL_ONLY, copy.deepcopy(raw), producer)
+    assert fast == full
+
+
+def test_the_fast_path_takes_ordinary_requests() -> None:
+    taken = []
+    for spec in CATALOG:
+        raw = build_request(spec)
+        taken.append(VALIDATOR._plain(raw, allowed_producer(spec), "", []) is not None)
+        assert _outcome(VALIDATOR, raw, allowed_producer(spec)) == _outcome(
+            _FULL_ONLY, raw, allowed_producer(spec)
+        )
+    assert all(taken)
