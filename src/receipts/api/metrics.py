@@ -36,11 +36,19 @@ class Metrics:
         checkpoint = Gauge("receipts_checkpoint_size", "Size of the latest checkpoint", registry=r)
         checkpoint.set_function(lambda: service.checkpoint_size)
         self.service = service
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def observe(self, method: str, route: str, status: int, start: float) -> None:
         """Count a request by its route template and time it from ``start`` (perf_counter)."""
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(route).observe(time.perf_counter() - start)
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:  # labels() hashes and locks on every call: look them up once
+            children = self._children[key] = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(route),
+            )
+        children[0].inc()
+        children[1].observe(time.perf_counter() - start)
 
     def render(self) -> bytes:
         sizes = self.service.committer.group_sizes
