@@ -12,7 +12,7 @@ import pytest
 
 from pg import admin, url_for
 from receipts import Ledger, ValidationError
-from receipts.errors import RevisionConflictError
+from receipts.errors import PermissionDeniedError, RevisionConflictError
 from receipts.store import postgres
 from receipts.store.postgres import PostgresStore
 
@@ -134,3 +134,41 @@ def test_a_batch_failing_while_it_streams_writes_nothing(pg_url: str) -> None:
         assert [r.seq for r in after] == list(range(50, 150))
         seqs = [s for (s,) in ledger.store.execute("SELECT seq FROM ledger_events_v0 ORDER BY seq")]  # type: ignore[attr-defined]
         assert seqs == list(range(150))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_ledger(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Ledger]:
+    url = str(tmp_path / "r.db") if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    with Ledger.open(url) as ledger:
+        yield ledger
+
+
+def test_validation_problems_late_in_a_batch_win_over_build_errors(any_ledger: Ledger) -> None:
+    """Requests are validated as the batch streams, but the errors are those of validating the
+    whole batch first: every problem, even after a request that conflicts."""
+    ledger = any_ledger
+    first = ledger.append_batch([refund(i) for i in range(50)])
+    ledger.append(
+        {**refund(1), "op": "amend", "supersedes_id": first[1].id}
+    )  # first[1] is no longer the head
+    stale = {**refund(1), "op": "amend", "supersedes_id": first[1].id}
+    batch = [refund(100 + i) for i in range(200)]
+    batch[10] = stale
+    batch[150]["payload"]["reasonCode"] = ""
+    batch[180]["entity_type"] = "payment_intent"
+    with pytest.raises(ValidationError) as caught:
+        ledger.append_batch(batch)
+    assert [e.pointer for e in caught.value.errors] == [
+        "/150/payload/reasonCode",
+        "/180/entity_type",
+    ]
+    batch = [refund(300 + i) for i in range(200)]
+    batch[10] = stale
+    with pytest.raises(RevisionConflictError):  # no validation problem: the conflict
+        ledger.append_batch(batch)
+    export = ledger.catalog.types["admin_export_requested"]  # not writable by clients
+    batch[190] = {**refund(190), "domain": export.domain, "event_type": export.name,
+                  "entity_type": export.entity_types[0], "payload": export.example}  # fmt: skip
+    with pytest.raises(PermissionDeniedError):  # a writer not allowed, late in the batch
+        ledger.append_batch(batch, producer="client")
+    assert ledger.size() == 51

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import suppress
 from datetime import UTC, datetime
+from itertools import repeat
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
@@ -114,8 +116,20 @@ class Ledger:
         prefixes = (
             list(pointers) if pointers is not None else [f"/{i}" for i in range(len(requests))]
         )
-        valid = self.validator.validate_batch(requests, producer, pointers=prefixes)
-        return self.commit([Pending(v, producer, p) for v, p in zip(valid, prefixes, strict=True)])
+        # Validated as the batch streams to the store: PostgreSQL stores the rows already sent
+        # while the next requests are checked and built. The lookups a batch needs (ids it
+        # reuses, receipts it supersedes) are made first, from the requests' raw ids.
+        valid = self.validator.iter_valid(requests, producer, pointers=prefixes)
+        pending = map(Pending, valid, repeat(producer), prefixes)  # the i-th valid is the i-th
+        ids, targets = _referenced(requests)
+        try:
+            return self._store(pending, ids, targets)
+        except (ConflictError, NotFoundError, ValidationError):
+            # Refused while building: validation problems later in the batch are reported
+            # instead, exactly as when the whole batch is validated before it is stored.
+            for _ in valid:
+                pass
+            raise
 
     def amend(self, head_id: str, payload: dict[str, Any], **fields: Any) -> Receipt:
         return self._revise("amend", head_id, payload, fields)
@@ -148,10 +162,19 @@ class Ledger:
 
     def commit(self, pending: Sequence[Pending]) -> list[Receipt]:
         """Durably store already validated requests in ONE transaction (all or nothing)."""
+        requests = [p.request for p in pending]
+        ids = [r.id for r in requests if r.id]
+        return self._store(pending, ids, [r.supersedes_id for r in requests if r.supersedes_id])
+
+    def _store(
+        self, pending: Iterable[Pending], ids: list[str], targets: list[str]
+    ) -> list[Receipt]:
+        """Store ``pending`` in one transaction. ``ids`` and ``targets`` must include every
+        request's id and supersedes_id (they are looked up before the first row is written)."""
         now = format_time(self._clock())
         with self.store.write() as txn:
             batch = _Batch(txn, now)
-            stored = batch.run(pending)
+            stored = batch.run(pending, ids, targets)
             if self.integrate_on_append:
                 merkle.integrate_appended(txn, batch.new, now)
             return stored
@@ -326,14 +349,9 @@ class _Batch:
         self.heads: dict[str, Receipt] = {}
         self.new: list[Receipt] = []  # the receipts this transaction inserts, in seq order
 
-    def run(self, pending: Sequence[Pending]) -> list[Receipt]:
-        requests = [p.request for p in pending]
-        wanted = [r.id for r in requests if r.id] + [
-            r.supersedes_id for r in requests if r.supersedes_id
-        ]
-        if wanted:
-            self.by_id = self.txn.find(wanted)
-            targets = {r.supersedes_id for r in requests if r.supersedes_id}
+    def run(self, pending: Iterable[Pending], ids: list[str], targets: list[str]) -> list[Receipt]:
+        if ids or targets:
+            self.by_id = self.txn.find(ids + targets)
             self.heads = self.txn.heads(
                 {self.by_id[t].logical_id for t in targets if t in self.by_id}
             )
@@ -343,7 +361,7 @@ class _Batch:
         self.txn.insert(self._build(pending, self.txn.next_seq(), out))
         return out
 
-    def _build(self, pending: Sequence[Pending], seq: int, out: list[Receipt]) -> Iterator[Receipt]:
+    def _build(self, pending: Iterable[Pending], seq: int, out: list[Receipt]) -> Iterator[Receipt]:
         """The new receipts, in seq order; ``out`` gets every request's receipt (new or prior)."""
         new = self.new
         for request, producer, pointer in pending:
@@ -404,6 +422,22 @@ class _Batch:
             )
         _check_same_chain(head, request, pointer)
         return head
+
+
+def _referenced(requests: Sequence[Any]) -> tuple[list[str], list[str]]:
+    """The ids and supersedes_ids of raw requests, normalized where they are UUIDs (the others
+    fail validation)."""
+    ids: list[str] = []
+    targets: list[str] = []
+    for raw in requests:
+        if type(raw) is not dict:
+            continue
+        for key, found in (("id", ids), ("supersedes_id", targets)):
+            value = raw.get(key)
+            if type(value) is str:
+                with suppress(ValueError):
+                    found.append(normalize_uuid(value))
+    return ids, targets
 
 
 def _make(seq: int, pointer: str, entry: dict[str, Any]) -> Receipt:
