@@ -11,6 +11,7 @@ import math
 import re
 import uuid
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any, Final, NamedTuple
 
 import orjson
@@ -42,6 +43,8 @@ ENTRY_KEYS: Final = (
 )
 
 _MAX_SAFE_INT: Final = 2**53 - 1
+_entry_values: Final = itemgetter(*ENTRY_KEYS)
+_new_tuple: Final = tuple.__new__
 
 
 # --- canonical bytes ---------------------------------------------------------------------------
@@ -226,7 +229,10 @@ class Receipt(NamedTuple):
     def from_entry(cls, seq: int, entry: dict[str, Any]) -> Receipt:
         """Build a stored receipt from an entry: the bytes and the leaf hash are made here."""
         data = entry_bytes(entry)
-        return cls(seq=seq, **entry, entry_bytes=data, leaf_hash=leaf_hash(data))
+        if len(entry) != len(ENTRY_KEYS):  # the constructor names what is missing or unknown
+            return cls(seq=seq, **entry, entry_bytes=data, leaf_hash=leaf_hash(data))
+        # Exactly the entry's keys: positional construction, three times cheaper than keywords.
+        return _new_tuple(cls, (seq, *_entry_values(entry), data, leaf_hash(data)))
 
 
 def split_entity(ref: str) -> tuple[str, str]:

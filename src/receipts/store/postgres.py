@@ -22,6 +22,7 @@ import orjson
 import psycopg
 from psycopg import errors as pgerr
 from psycopg.types.json import set_json_loads
+from psycopg.types.string import BytesBinaryDumper
 
 from ..catalog import Catalog
 from ..errors import (
@@ -209,10 +210,14 @@ class _Txn:
                 with self._conn.cursor() as cur:
                     cur.executemany(_INSERT, [_copy_row(r) for r in first])
             return
-        with self._conn.cursor() as cur, cur.copy(_COPY_BINARY) as copy:
-            copy.set_types(_COPY_TYPES)
-            for row in _binary_rows(chain(first, items)):
-                copy.write_row(row)
+        with self._conn.cursor() as cur:
+            # By type name, psycopg picks the dumper of its Binary wrapper (Python) for bytea:
+            # this cursor dumps raw bytes with the C one.
+            cur.adapters.register_dumper(bytes, BytesBinaryDumper)
+            with cur.copy(_COPY_BINARY) as copy:
+                copy.set_types(_COPY_TYPES)
+                for row in _binary_rows(chain(first, items)):
+                    copy.write_row(row)
         self._next_seq = row[0] + 1
 
     # --- the Merkle log ------------------------------------------------------------------------
