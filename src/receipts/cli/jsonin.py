@@ -25,11 +25,15 @@ class Batch:
 
 
 class _Lines:
-    """Lines from a file descriptor, knowing whether another line is ready without blocking."""
+    """Lines from a file descriptor, knowing whether another line is ready without blocking.
+
+    Lines are sliced from the buffer at a read position: cutting each line off the front of
+    a 64 KiB buffer would copy the rest of it for every line."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self.buf = b""
+        self.pos = 0  # the buffer before pos has been handed out
         self.eof = False
 
     def _fill(self, timeout: float | None) -> bool:
@@ -41,29 +45,34 @@ class _Lines:
         chunk = os.read(self.fd, 1 << 16)
         if not chunk:
             self.eof = True
-        self.buf += chunk
+        self.buf = self.buf[self.pos :] + chunk
+        self.pos = 0
         return True
 
     def ready(self) -> bool:
-        while b"\n" not in self.buf and not self.eof:
+        while self.buf.find(b"\n", self.pos) < 0 and not self.eof:
             if not self._fill(_IDLE_SECONDS):
                 return False
-        return bool(self.buf) or not self.eof
+        return self.pos < len(self.buf) or not self.eof
 
     def readline(self) -> bytes | None:
-        while b"\n" not in self.buf and not self.eof:
+        while (end := self.buf.find(b"\n", self.pos)) < 0 and not self.eof:
             self._fill(None)
-        if not self.buf:
+        start = self.pos
+        if start >= len(self.buf):
             return None
-        line, sep, rest = self.buf.partition(b"\n")
-        self.buf = rest
-        return line + sep
+        self.pos = len(self.buf) if end < 0 else end + 1
+        return self.buf[start : self.pos]
 
     def rest(self) -> bytes:
+        chunks = [self.buf[self.pos :]]
         while not self.eof:
-            self._fill(None)
-        data, self.buf = self.buf, b""
-        return data
+            chunk = os.read(self.fd, 1 << 16)
+            if not chunk:
+                self.eof = True
+            chunks.append(chunk)
+        self.buf, self.pos = b"", 0
+        return b"".join(chunks)
 
 
 def _parse(data: bytes, pointer: str, where: str) -> Any:
