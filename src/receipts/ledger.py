@@ -120,7 +120,7 @@ class Ledger:
         # while the next requests are checked and built. The lookups a batch needs (ids it
         # reuses, receipts it supersedes) are made first, from the requests' raw ids.
         valid = self.validator.iter_valid(requests, producer, pointers=prefixes)
-        pending = map(Pending, valid, repeat(producer), prefixes)  # the i-th valid is the i-th
+        pending = zip(valid, repeat(producer), prefixes)  # the i-th valid is the i-th request
         ids, targets = _referenced(requests)
         try:
             return self._store(pending, ids, targets)
@@ -167,7 +167,7 @@ class Ledger:
         return self._store(pending, ids, [r.supersedes_id for r in requests if r.supersedes_id])
 
     def _store(
-        self, pending: Iterable[Pending], ids: list[str], targets: list[str]
+        self, pending: Iterable[tuple[Request, str, str]], ids: list[str], targets: list[str]
     ) -> list[Receipt]:
         """Store ``pending`` in one transaction. ``ids`` and ``targets`` must include every
         request's id and supersedes_id (they are looked up before the first row is written)."""
@@ -349,7 +349,9 @@ class _Batch:
         self.heads: dict[str, Receipt] = {}
         self.new: list[Receipt] = []  # the receipts this transaction inserts, in seq order
 
-    def run(self, pending: Iterable[Pending], ids: list[str], targets: list[str]) -> list[Receipt]:
+    def run(
+        self, pending: Iterable[tuple[Request, str, str]], ids: list[str], targets: list[str]
+    ) -> list[Receipt]:
         if ids or targets:
             self.by_id = self.txn.find(ids + targets)
             self.heads = self.txn.heads(
@@ -361,9 +363,12 @@ class _Batch:
         self.txn.insert(self._build(pending, self.txn.next_seq(), out))
         return out
 
-    def _build(self, pending: Iterable[Pending], seq: int, out: list[Receipt]) -> Iterator[Receipt]:
-        """The new receipts, in seq order; ``out`` gets every request's receipt (new or prior)."""
-        new = self.new
+    def _build(
+        self, pending: Iterable[tuple[Request, str, str]], seq: int, out: list[Receipt]
+    ) -> Iterator[Receipt]:
+        """The new receipts, in seq order; ``out`` gets every request's receipt (new or prior).
+        ``pending`` holds (request, producer, pointer) like ``Pending``."""
+        new, now = self.new, self.now
         for request, producer, pointer in pending:
             receipt_id = request.id or str(uuid_utils.uuid7())
             prior = self.by_id.get(receipt_id)
@@ -371,8 +376,15 @@ class _Batch:
                 _same_or_conflict(prior, request, producer, pointer)
                 out.append(prior)
                 continue
-            head = self._head(request, pointer)
-            logical_id, revision = (head.logical_id, head.revision + 1) if head else (receipt_id, 0)
+            head = (
+                None  # an assert starting its own logical event, the usual case
+                if request.op == "assert" and request.logical_id is None
+                else self._head(request, pointer)
+            )
+            if head is None:
+                logical_id, revision = receipt_id, 0
+            else:
+                logical_id, revision = head.logical_id, head.revision + 1
             # A revision corrects a fact: unless told otherwise it keeps when it occurred and
             # whose it is.
             receipt = _make(seq, pointer, {
@@ -382,8 +394,8 @@ class _Batch:
                 "entity_type": request.entity_type,
                 "entity_id": request.entity_id,
                 "owner_user_id": request.owner_user_id or (head.owner_user_id if head else None),
-                "occurred_at": request.occurred_at or (head.occurred_at if head else self.now),
-                "recorded_at": self.now,
+                "occurred_at": request.occurred_at or (head.occurred_at if head else now),
+                "recorded_at": now,
                 "op": request.op,
                 "logical_id": logical_id,
                 "supersedes_id": request.supersedes_id,
