@@ -232,6 +232,7 @@ def test_migrations_apply_twice_and_keep_supabase_functions(pg_template: str) ->
             "0005",
             "0006",
             "0007",
+            "0008",
         ]
         first.close()
         second = PostgresStore(url)

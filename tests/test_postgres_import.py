@@ -172,3 +172,54 @@ def test_validation_problems_late_in_a_batch_win_over_build_errors(any_ledger: L
     with pytest.raises(PermissionDeniedError):  # a writer not allowed, late in the batch
         ledger.append_batch(batch, producer="client")
     assert ledger.size() == 51
+
+
+def test_partial_indexes_serve_owner_and_supersedes_lookups(pg_url: str) -> None:
+    """Migration 0008 leaves NULLs out of two indexes; equality lookups still use them, and
+    a revision chain still cannot fork."""
+    with Ledger.open(pg_url) as ledger:
+        first = ledger.append_batch([refund(i) for i in range(100)])
+        ledger.append({**refund(1), "op": "amend", "supersedes_id": first[1].id})
+        store = ledger.store
+
+        def plan(sql: str, *args: Any) -> str:
+            rows = store.execute("EXPLAIN " + sql, args)  # type: ignore[attr-defined]
+            return "\n".join(r[0] for r in rows)
+
+        store.execute("SET enable_seqscan = off")  # type: ignore[attr-defined]
+        try:
+            owned = plan(
+                "SELECT seq FROM public.ledger_events_v0 WHERE owner_user_id = %s "
+                "AND occurred_at >= %s",
+                "user_1",
+                "2020-01-01T00:00:00Z",
+            )
+            assert "ledger_events_v0_owner_time" in owned
+            superseded = plan(
+                "SELECT 1 FROM public.ledger_events_v0 WHERE supersedes_id = %s::uuid", first[1].id
+            )
+            assert "ledger_events_v0_supersedes_id_key" in superseded
+        finally:
+            store.execute("RESET enable_seqscan")  # type: ignore[attr-defined]
+        assert [r.id for r in ledger.query(visible_to="user_1")] == [first[1].id] + [
+            r.id for r in ledger.history("refund:rf_1") if r.revision == 1
+        ]
+        fork = {
+            **refund(1),
+            "id": str(uuid.uuid4()),
+            "op": "amend",
+            "supersedes_id": first[1].id,
+        }
+        with pytest.raises(RevisionConflictError):
+            ledger.append(fork)
+        # Past the trigger (as the library's own rows are), the unique index refuses the fork.
+        store.execute("SELECT set_config('receipts.sequencer', 'on', false)")  # type: ignore[attr-defined]
+        with pytest.raises(RevisionConflictError, match="revised concurrently"):
+            store.execute(  # type: ignore[attr-defined]
+                "INSERT INTO public.ledger_events_v0 (seq, id, logical_id, revision, op, "
+                "supersedes_id, domain, event_type, entity_type, entity_id, producer, "
+                "occurred_at, recorded_at, payload, entry, leaf_hash) SELECT 101, "
+                "gen_random_uuid(), logical_id, 9, 'amend', supersedes_id, domain, event_type, "
+                "entity_type, entity_id, producer, occurred_at, recorded_at, payload, entry, "
+                "leaf_hash FROM public.ledger_events_v0 WHERE seq = 100"
+            )
