@@ -6,6 +6,7 @@ RECEIPTS_TEST_PG). With CI=true an unreachable server fails the run; elsewhere i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -48,12 +49,19 @@ def pg_template() -> Iterator[str]:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-@pytest.fixture
-def pg_url(pg_template: str) -> Iterator[str]:
-    """A fresh, migrated, throwaway database for one test."""
+@contextlib.contextmanager
+def throwaway_database(template: str) -> Iterator[str]:
+    """The URL of a new database copied from ``template``, dropped afterwards."""
     name = f"receipts_t_{uuid.uuid4().hex[:10]}"
     with admin() as conn:
-        conn.execute(f"CREATE DATABASE {name} TEMPLATE {pg_template}")
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
     yield url_for(name)
     with admin() as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def pg_url(pg_template: str) -> Iterator[str]:
+    """A fresh, migrated, throwaway database for one test."""
+    with throwaway_database(pg_template) as url:
+        yield url

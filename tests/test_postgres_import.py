@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import pytest
 
-from pg import admin, url_for
+from pg import throwaway_database
 from receipts import Ledger, ValidationError
 from receipts.errors import PermissionDeniedError, RevisionConflictError
 from receipts.store import postgres
@@ -76,12 +76,8 @@ def rows(ledger: Ledger) -> list[tuple[Any, ...]]:
 
 @pytest.fixture
 def second_pg_url(pg_template: str) -> Iterator[str]:
-    name = f"receipts_t_{uuid.uuid4().hex[:10]}"
-    with admin() as conn:
-        conn.execute(f"CREATE DATABASE {name} TEMPLATE {pg_template}")
-    yield url_for(name)
-    with admin() as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with throwaway_database(pg_template) as url:
+        yield url
 
 
 def test_binary_copy_round_trips_byte_for_byte(pg_url: str) -> None:
