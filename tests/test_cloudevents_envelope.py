@@ -486,3 +486,17 @@ def test_fast_path_never_accepts_what_the_full_check_refuses(
 ) -> None:
     base = minimal(time="2026-11-22T10:00:00Z", datacontenttype="text/plain", data="x")
     _agrees({**base, **changes} if start_valid else changes)
+
+
+def test_long_values_are_checked_but_not_cached() -> None:
+    """The fast path caches verdicts on short repeated values only: a client sending long,
+    ever-different values must not grow the caches."""
+    from receipts.cloudevents.envelope import _cached_problem, _extension_name_ok
+
+    before = (_cached_problem.cache_info().currsize, _extension_name_ok.cache_info().currsize)
+    long_name = "x" * 600
+    assert _agrees(minimal(source="urn:" + "a" * 600, **{long_name: 1}))
+    assert not _agrees(minimal(source="urn:" + "a b" * 300))
+    assert not _agrees(minimal(**{long_name + "_": 1}))
+    after = (_cached_problem.cache_info().currsize, _extension_name_ok.cache_info().currsize)
+    assert after == before

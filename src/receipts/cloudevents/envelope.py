@@ -116,7 +116,9 @@ def is_plainly_valid(event: Any) -> bool:
             continue
         kind = _FAST.get(name)
         if kind is None:  # an extension attribute
-            if not _extension_name_ok(name):
+            if not (
+                _extension_name_ok(name) if len(name) <= _CACHED_LENGTH else _NAME.fullmatch(name)
+            ):
                 return False
             if type(value) is int:
                 if not INT32[0] <= value <= INT32[1]:
@@ -130,7 +132,11 @@ def is_plainly_valid(event: Any) -> bool:
         elif kind == _TIME:
             if not _time_plainly_valid(value):
                 return False
-        elif _cached_problem(name, value) is not None:
+        elif (
+            _cached_problem(name, value)
+            if len(value) <= _CACHED_LENGTH
+            else _CHECKS[name](name, value)
+        ) is not None:
             return False
     content_type = event.get("datacontenttype")
     return (
@@ -144,6 +150,7 @@ def is_plainly_valid(event: Any) -> bool:
 _PLAIN: Final = 0  # a non-empty string of printable characters is all these rules ask
 _TIME: Final = 1
 _CACHED: Final = 2  # a verdict worth caching: such values repeat (one per producer or schema)
+_CACHED_LENGTH: Final = 512  # longer values are checked every time: the caches stay small
 _FAST: Final = {
     "id": _PLAIN,
     "type": _PLAIN,
