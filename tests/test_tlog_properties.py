@@ -26,6 +26,7 @@ from receipts.tlog import (
     verify_consistency,
     verify_inclusion,
 )
+from receipts.tlog._encoding import control_char
 
 MAX_SIZE = 2048
 
@@ -190,3 +191,9 @@ def test_a_proof_can_verify_for_two_sizes_with_the_same_path() -> None:
     proof = inclusion_proof(0, 3)
     assert inclusion_shape(0, 3) == inclusion_shape(0, 4)
     verify_inclusion(LEAVES[0], 0, 4, proof, root(3))
+
+
+@given(st.text(st.characters(max_codepoint=0x7F)) | st.text())
+def test_control_char_finds_the_first_control_character_but_newline(text: str) -> None:
+    expected = next((i for i, ch in enumerate(text) if ch < " " and ch != "\n"), None)
+    assert control_char(text) == expected

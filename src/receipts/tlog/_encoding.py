@@ -8,6 +8,7 @@ import re
 
 _DECIMAL = re.compile(r"0|[1-9][0-9]*")
 _U64_MAX = (1 << 64) - 1
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f]")  # below U+0020, but newline
 
 
 def b64encode(data: bytes) -> str:
@@ -38,7 +39,5 @@ def parse_u64(text: str) -> int | None:
 
 def control_char(text: str) -> int | None:
     """Offset of the first control character other than newline, or None."""
-    for i, ch in enumerate(text):
-        if ch < " " and ch != "\n":
-            return i
-    return None
+    found = _CONTROL.search(text)
+    return None if found is None else found.start()
