@@ -330,6 +330,25 @@ def test_metrics(sqlite_api: Api) -> None:
     assert samples[("receipts_commit_group_receipts_count", ())] == 3
 
 
+def test_metrics_label_requests_by_route_template(sqlite_api: Api) -> None:
+    api = sqlite_api
+    receipt = api.append(refund("r-1"))
+    for path in (f"/v0/receipts/{receipt['id']}", "/openapi.json", "/no/such/route"):
+        api.client.get(path, headers=SERVICE)
+    samples = _samples(api.client.get("/metrics").text)
+    routes = {
+        (dict(k[1])["route"], dict(k[1])["status"])
+        for k in samples
+        if k[0] == "receipts_http_requests_total"
+    }
+    assert {
+        ("/v0/receipts", "201"),
+        ("/v0/receipts/{receipt_id}", "200"),  # the template, not the id
+        ("/openapi.json", "200"),  # a plain Starlette route
+        ("unmatched", "404"),
+    } <= routes
+
+
 # --- the SSE tail --------------------------------------------------------------------------------
 
 

@@ -80,5 +80,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, sending)
         finally:
             route: Any = scope.get("route")
-            name = getattr(route, "path", None) or "unmatched"
+            name = getattr(route, "path", None)
+            if name is None:  # a plain Starlette route (no path parameters) sets no "route"
+                name = scope["path"] if "endpoint" in scope else "unmatched"
             self.metrics.observe(scope["method"], name, status[0], start)

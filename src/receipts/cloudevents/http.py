@@ -153,7 +153,7 @@ def _from_binary(lower: Headers, body: bytes) -> dict[str, Any]:
     for name, value in lower.items():
         if not name.startswith(_CE):
             continue
-        attribute = name[3:]
+        attribute = name[len(_CE) :]
         if attribute == "datacontenttype":
             problems.append(ErrorDetail(json_pointer(attribute), _NO_CE_DATACONTENTTYPE))
         elif attribute in DATA_MEMBERS:
