@@ -76,6 +76,19 @@ def test_integration_in_chunks_equals_one_pass(log: Ledger, monkeypatch) -> None
     assert head.root_hash == root_from_leaf_hashes([r.leaf_hash for r in stored])
 
 
+def test_integrating_a_large_backlog_in_one_pass(log: Ledger) -> None:
+    """Thousands of receipts integrated at once: root, audit and proofs across the tree."""
+    log.integrate_on_append = False
+    stored = log.append_batch(_requests(2500))
+    head = log.integrate()
+    assert head.root_hash == root_from_leaf_hashes([r.leaf_hash for r in stored])
+    log.checkpoint()
+    assert log.audit().receipts == 2500
+    for index in (0, 1023, 1024, 2048, 2499):
+        bundle = log.prove(stored[index].id)
+        assert bundle.entry == stored[index].entry()
+
+
 def test_checkpoint_is_a_signed_c2sp_note_and_history_is_kept(log: Ledger, signer: Signer) -> None:
     log.append_batch(_requests(5))
     first = log.checkpoint()
