@@ -48,6 +48,16 @@ class Sample:
         return self.request["payload"]  # type: ignore[no-any-return]
 
 
+def schema_refs(node: Any) -> list[str]:
+    """Every ``$ref`` and ``$dynamicRef`` in a JSON Schema (empty: it is self-contained)."""
+    if isinstance(node, dict):
+        own = [v for k, v in node.items() if k in ("$ref", "$dynamicRef")]
+        return own + [r for v in node.values() for r in schema_refs(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in schema_refs(v)]
+    return []
+
+
 def allowed_producer(event_type: EventType) -> str:
     """The least privileged producer the catalog lets write ``event_type``."""
     return next(p for p in _PRODUCER_PREFERENCE if p in event_type.writers)

@@ -420,14 +420,15 @@ def test_a_commit_while_the_stream_reads_is_not_slept_through(sqlite_api: Api) -
 # --- group commit --------------------------------------------------------------------------------
 
 
-def test_concurrent_appends_are_group_committed(api: Api) -> None:
-    n = 50
+def _post_together(api: Api, bodies: list[Any]) -> list[Any]:
+    """POST every body at once, the first commit held until all are queued: the rest must
+    then share commits."""
     committer = api.service.committer
     real = api.ledger.commit_groups
     first = threading.Event()
+    n = len(bodies)
 
     def slow_first(groups: Any) -> Any:
-        # Hold the first commit until every request has queued: the rest must share one.
         if not first.is_set():
             first.set()
             wait_until(lambda: committer.waiting >= n, timeout=20, what="all requests queued")
@@ -436,9 +437,14 @@ def test_concurrent_appends_are_group_committed(api: Api) -> None:
     api.ledger.commit_groups = slow_first  # type: ignore[method-assign]
     try:
         with ThreadPoolExecutor(n) as pool:
-            responses = list(pool.map(lambda i: api.post(refund(f"r-{i}")), range(n)))
+            return list(pool.map(api.post, bodies))
     finally:
         api.ledger.commit_groups = real  # type: ignore[method-assign]
+
+
+def test_concurrent_appends_are_group_committed(api: Api) -> None:
+    n = 50
+    responses = _post_together(api, [refund(f"r-{i}") for i in range(n)])
     assert [r.status_code for r in responses] == [201] * n
     seqs = sorted(r.json()["seq"] for r in responses)
     assert seqs == list(range(n))  # dense, none lost, none twice
@@ -458,26 +464,10 @@ def test_concurrent_appends_are_group_committed(api: Api) -> None:
 @pytest.mark.backends("sqlite")
 def test_a_refused_request_in_a_group_does_not_fail_the_others(api: Api) -> None:
     n = 12
-    committer = api.service.committer
-    real = api.ledger.commit_groups
     head = api.append(refund("r-0"))
     amend = {**refund("r-0"), "op": "amend", "supersedes_id": head["id"]}
     api.append(amend)  # from now on, amending `head` again conflicts
-    first = threading.Event()
-
-    def slow_first(groups: Any) -> Any:
-        if not first.is_set():
-            first.set()
-            wait_until(lambda: committer.waiting >= n, timeout=20, what="all requests queued")
-        return real(groups)
-
-    api.ledger.commit_groups = slow_first  # type: ignore[method-assign]
-    try:
-        with ThreadPoolExecutor(n) as pool:
-            bodies = [refund(f"r-{i}") for i in range(n - 1)] + [amend]
-            responses = list(pool.map(api.post, bodies))
-    finally:
-        api.ledger.commit_groups = real  # type: ignore[method-assign]
+    responses = _post_together(api, [refund(f"r-{i}") for i in range(n - 1)] + [amend])
     assert [r.status_code for r in responses[:-1]] == [201] * (n - 1)
     assert_problem(responses[-1], 409, "revision_conflict", ["/supersedes_id"])
     assert api.ledger.size() == 2 + n - 1

@@ -18,7 +18,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from conftest import SEED_DOMAINS, SEED_TYPE_COUNT, build_request
+from conftest import SEED_DOMAINS, SEED_TYPE_COUNT, build_request, schema_refs
 from receipts import Catalog, ReceiptsError
 from receipts.cli import main
 from receipts.cli.demo import story
@@ -482,17 +482,6 @@ def test_catalog_show(cli: Cli) -> None:
     assert missing.error["code"] == "not_found"
 
 
-def _refs(node: Any) -> Iterator[str]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key in {"$ref", "$dynamicRef"}:
-                yield key
-            yield from _refs(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _refs(item)
-
-
 def test_catalog_export(cli: Cli) -> None:
     out = cli.cwd / "schemas"
     run = cli("catalog", "export", str(out))
@@ -504,7 +493,7 @@ def test_catalog_export(cli: Cli) -> None:
     assert len(index) == len(CATALOG)
     for entry in index:
         schema = json.loads((out / entry["schema"]).read_text())
-        assert list(_refs(schema)) == [], f"{entry['schema']} is not self-contained"
+        assert schema_refs(schema) == [], f"{entry['schema']} is not self-contained"
         assert schema["$id"] == entry["$id"]
         validator_class = jsonschema.validators.validator_for(schema)
         validator_class.check_schema(schema)

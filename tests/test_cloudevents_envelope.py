@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conftest import schema_refs
 from receipts import Catalog, ValidationError
 from receipts.cloudevents import (
     OCN_EVENT_TYPES,
@@ -373,15 +374,6 @@ def test_ocn_accepts_plain_json_and_extensions() -> None:
 # --- the shipped schemas -------------------------------------------------------------------------
 
 
-def _refs(node: Any) -> list[str]:
-    if isinstance(node, dict):
-        own = [v for k, v in node.items() if k in ("$ref", "$dynamicRef")]
-        return own + [r for v in node.values() for r in _refs(v)]
-    if isinstance(node, list):
-        return [r for v in node for r in _refs(v)]
-    return []
-
-
 @pytest.mark.parametrize("ce_type", sorted(OCN_FIXTURES))
 def test_shipped_schema_is_draft_2020_12_self_contained_and_accepts_the_reference(
     ce_type: str,
@@ -389,7 +381,7 @@ def test_shipped_schema_is_draft_2020_12_self_contained_and_accepts_the_referenc
     schema = ocn_schema(ce_type)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["properties"]["type"] == {"const": ce_type}
-    assert _refs(schema) == []
+    assert schema_refs(schema) == []
     jsonschema.Draft202012Validator.check_schema(schema)
     validator = jsonschema.Draft202012Validator(
         schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER

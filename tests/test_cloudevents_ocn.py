@@ -13,6 +13,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from conftest import schema_refs
 from receipts import Catalog, Ledger, PermissionDeniedError, Receipt, ValidationError
 from receipts.cloudevents import (
     OCN_CONTENT_TYPE,
@@ -181,15 +182,6 @@ def test_clients_cannot_write_ocn_receipts(ledger: Ledger) -> None:
         ledger.append(request, producer="client")
 
 
-def _refs(node: Any) -> list[str]:
-    if isinstance(node, dict):
-        own = [v for k, v in node.items() if k in ("$ref", "$dynamicRef")]
-        return own + [r for v in node.values() for r in _refs(v)]
-    if isinstance(node, list):
-        return [r for v in node for r in _refs(v)]
-    return []
-
-
 def test_exported_ocn_schemas_are_self_contained(tmp_path: Path) -> None:
     catalog = Catalog.load()
     catalog.export(tmp_path)
@@ -198,7 +190,7 @@ def test_exported_ocn_schemas_are_self_contained(tmp_path: Path) -> None:
     }
     for name in catalog.domains["ocn"].event_types:
         schema = json.loads((tmp_path / index[name]["schema"]).read_text())
-        assert _refs(schema) == []
+        assert schema_refs(schema) == []
         assert schema["$id"] == f"urn:receipts:schema:ocn:{name}"
         jsonschema.Draft202012Validator.check_schema(schema)
         validator = jsonschema.Draft202012Validator(
