@@ -4,6 +4,8 @@
    ``/v0/receipts`` of ``receipts serve`` on SQLite — every 201 durably committed (group
    commit) — vs the same requests to a bare uvicorn/Starlette endpoint that parses the JSON and
    returns 201 (bench/_bare_app.py). Requests/s, p50 and p99 latency; ratio ours/bare.
+   ``receipts serve`` is an HTTP process plus its writer process; the bare endpoint is one
+   process. For context the bare endpoint also runs with two uvicorn workers ("bare2").
 2. The batch endpoint: POSTs of 1,000-receipt arrays, in receipts/s.
 3. CloudEvents encode/decode (structured and binary HTTP) vs the official ``cloudevents`` SDK
    on the same events, in one process.
@@ -70,10 +72,10 @@ def _wait_health(port: int) -> None:
     raise SystemExit(f"receipts serve on {port} did not start")
 
 
-def start_bare() -> tuple[subprocess.Popen[bytes], int]:
+def start_bare(workers: int = 1) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     cmd = [sys.executable, "-m", "uvicorn", "_bare_app:app", "--port", str(port),
-           "--log-level", "warning"]  # fmt: skip
+           "--log-level", "warning", "--workers", str(workers)]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=HERE)
     for _ in range(200):
         try:
@@ -120,11 +122,14 @@ def _ms(out: str, pct: str) -> float:
 def bench_http(seconds: int, repeat: int) -> dict[str, object]:
     one = json.dumps(RECEIPT)
     batch = json.dumps([{**RECEIPT, "entity_id": f"rf_{i}"} for i in range(1000)])
-    runs: dict[str, list[dict[str, float]]] = {"ours": [], "bare": [], "batch": []}
+    runs: dict[str, list[dict[str, float]]] = {"ours": [], "bare": [], "bare2": [], "batch": []}
     for rep in range(repeat):
         workdir = Path(tempfile.mkdtemp(prefix="receipts-api-"))
-        for who in ("ours", "bare") if rep % 2 == 0 else ("bare", "ours"):
-            proc, port = start_ours(workdir) if who == "ours" else start_bare()
+        for who in ("ours", "bare", "bare2") if rep % 2 == 0 else ("bare2", "bare", "ours"):
+            if who == "ours":
+                proc, port = start_ours(workdir)
+            else:
+                proc, port = start_bare(1 if who == "bare" else 2)
             try:
                 runs[who].append(wrk(port, one, 64, seconds))
                 if who == "ours":
@@ -137,6 +142,7 @@ def bench_http(seconds: int, repeat: int) -> dict[str, object]:
         shutil.rmtree(workdir, ignore_errors=True)
     med = {who: {k: median([r[k] for r in rs]) for k in rs[0]} for who, rs in runs.items()}
     return {"runs": runs, "medians": med, "ratio": med["ours"]["rps"] / med["bare"]["rps"],
+            "ratio_bare2": med["ours"]["rps"] / med["bare2"]["rps"],
             "batch_receipts_per_s": med["batch"]["rps"] * 1000}  # fmt: skip
 
 
@@ -194,6 +200,8 @@ def main() -> None:
         f"{med['bare']['rps']:,.0f} req/s; ratio {http['ratio']:.2f}x (target >= 0.5x, "  # type: ignore[index]
         "p99 < 50 ms)"
     )
+    print(f"  context: bare with 2 workers {med['bare2']['rps']:,.0f} req/s; "  # type: ignore[index]
+          f"ratio {http['ratio_bare2']:.2f}x")  # fmt: skip
     print(f"batch endpoint: {http['batch_receipts_per_s']:,.0f} receipts/s (target >= 30,000)")
     print(f"CloudEvents encode+decode: {ce['speedup']:.1f}x the SDK (target >= 3x)")
     print(json.dumps({"bench": "api", "machine": facts, "http": http, "cloudevents": ce}))

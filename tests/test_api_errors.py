@@ -4,7 +4,7 @@ nothing."""
 
 from __future__ import annotations
 
-import threading
+import pickle
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from receipts.errors import ErrorDetail, OverloadedError, ReceiptsError
 from test_api_support import (
     AUTH_A,
     SERVICE,
@@ -22,6 +23,7 @@ from test_api_support import (
     request,
     serve,
     wait_until,
+    writes_held,
 )
 
 JSON = {**SERVICE, "content-type": "application/json"}
@@ -305,22 +307,15 @@ def test_auth_problems_have_the_problem_shape(api: Api) -> None:
 # --- 429: back-pressure --------------------------------------------------------------------------
 
 
-def test_overload_is_429_with_retry_after_and_recovers(tmp_path: Path) -> None:
-    with serve(str(tmp_path / "busy.db"), max_queue=1) as api:
+@pytest.mark.parametrize("writer_process", [True, False], ids=["process", "thread"])
+def test_overload_is_429_with_retry_after_and_recovers(
+    tmp_path: Path, writer_process: bool
+) -> None:
+    with serve(str(tmp_path / "busy.db"), max_queue=1, writer_process=writer_process) as api:
         committer = api.service.committer
-        started, release = threading.Event(), threading.Event()
-        real = api.ledger.commit_groups
-
-        def stalled(groups: Any) -> Any:
-            started.set()
-            assert release.wait(10), "the test never released the committer"
-            return real(groups)
-
-        api.ledger.commit_groups = stalled  # type: ignore[method-assign]
-        try:
-            with ThreadPoolExecutor(1) as pool:
+        with ThreadPoolExecutor(1) as pool:
+            with writes_held(api):  # the writer waits for the lock with r-1 in hand
                 first = pool.submit(api.post, refund("r-1"))
-                assert started.wait(10)
                 wait_until(lambda: committer.waiting == 1, what="the first receipt queued")
                 response = api.post(refund("r-2"))
                 problem = assert_problem(response, 429, "overloaded", [])
@@ -328,11 +323,7 @@ def test_overload_is_429_with_retry_after_and_recovers(tmp_path: Path) -> None:
                 assert "retry" in problem["detail"]
                 # A batch is refused as a whole, and CloudEvents share the queue.
                 assert_problem(api.post([refund("r-3"), refund("r-4")]), 429, "overloaded")
-                release.set()
-                assert first.result(10).status_code == 201
-        finally:
-            release.set()
-            api.ledger.commit_groups = real  # type: ignore[method-assign]
+            assert first.result(30).status_code == 201
         assert api.ledger.size() == 1
         assert api.append(refund("r-5"))["seq"] == 1
         assert committer.waiting == 0
@@ -342,7 +333,7 @@ def test_a_store_failure_is_not_reported_as_bad_input(tmp_path: Path) -> None:
     """The one 5xx family: the database itself failed (503, storage_error), not the request."""
     from receipts.errors import StorageError
 
-    with serve(str(tmp_path / "broken.db")) as api:
+    with serve(str(tmp_path / "broken.db"), writer_process=False) as api:
 
         def broken(groups: Any) -> Any:
             raise StorageError("disk on fire")
@@ -353,6 +344,27 @@ def test_a_store_failure_is_not_reported_as_bad_input(tmp_path: Path) -> None:
         del api.ledger.commit_groups
         time.sleep(0)
         assert api.append(refund())["seq"] == 0
+
+
+def test_a_writer_process_that_dies_is_a_503_and_the_next_request_starts_a_new_one(
+    tmp_path: Path,
+) -> None:
+    with serve(str(tmp_path / "killed.db")) as api:
+        committer = api.service.committer
+        old = committer._proc
+        body = refund("r-1", id="0191d9a2-0000-7000-8000-000000000001")
+        with ThreadPoolExecutor(1) as pool, writes_held(api):
+            first = pool.submit(api.post, body)
+            wait_until(lambda: committer.waiting == 1, what="the receipt sent to the writer")
+            old.kill()
+            problem = assert_problem(first.result(30), 503, "storage_error", [])
+            assert "retry it with the same id" in problem["detail"]
+        assert committer.waiting == 0
+        # The next request starts a new writer; the retry is stored once.
+        stored = api.append(body)
+        assert stored["seq"] == 0 and committer._proc is not old
+        assert api.append(body) == stored
+        assert api.ledger.size() == 1
 
 
 @pytest.mark.parametrize("path", ["/v0/receipts", "/events"])
@@ -376,3 +388,22 @@ def test_a_bug_in_a_write_endpoint_is_a_500_problem_and_counted(
     assert f'receipts_http_requests_total{{method="POST",route="{path}",status="500"}} 1.0' in (
         metrics
     )
+
+
+def _error_classes(root: type[ReceiptsError] = ReceiptsError) -> list[type[ReceiptsError]]:
+    return [root] + [c for sub in root.__subclasses__() for c in _error_classes(sub)]
+
+
+@pytest.mark.parametrize("cls", _error_classes(), ids=lambda c: c.__name__)
+def test_errors_cross_to_and_from_the_writer_process_whole(cls: type[ReceiptsError]) -> None:
+    """The writer process sends refusals back pickled: class, message, pointers and extra
+    attributes (Retry-After) arrive intact."""
+    if cls is OverloadedError:
+        error: ReceiptsError = OverloadedError("busy", retry_after=7)
+    else:
+        error = cls("refused", [ErrorDetail("/payload/a~1b", "expected a string")])
+    copy = pickle.loads(pickle.dumps(error, pickle.HIGHEST_PROTOCOL))
+    assert type(copy) is cls
+    assert (copy.message, copy.errors, str(copy)) == (error.message, error.errors, str(error))
+    assert copy.to_dict() == error.to_dict()
+    assert copy.__dict__ == error.__dict__

@@ -4,7 +4,6 @@ group commit under concurrency, and the background checkpointer."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from receipts.bundle import Bundle
 from receipts.catalog import Catalog
+from receipts.store.base import StoredCheckpoint
 from receipts.tlog import Checkpoint, verify_consistency
 from test_api_support import (
     AUTH_A,
@@ -30,6 +30,7 @@ from test_api_support import (
     request,
     serve,
     wait_until,
+    writes_held,
 )
 
 
@@ -225,14 +226,11 @@ def test_checkpoint_and_proofs_verify_offline(api: Api) -> None:
 def test_background_checkpoints_follow_appends_and_confirm_ocn_audits(tmp_path: Path) -> None:
     interval = 0.3
     with serve(str(tmp_path / "cp.db"), checkpoint_interval=interval) as api:
-        signed = []
-        real = api.ledger.checkpoint
 
-        def counting(*args: Any) -> Any:
-            signed.append(time.monotonic())
-            return real(*args)
+        def signed() -> list[StoredCheckpoint]:
+            with api.ledger.store.read() as txn:
+                return list(txn.checkpoints())
 
-        api.ledger.checkpoint = counting  # type: ignore[method-assign]
         wait_until(lambda: api.service.checkpoint_size == 0, what="the empty checkpoint")
         response = api.client.post(
             "/events",
@@ -259,12 +257,12 @@ def test_background_checkpoints_follow_appends_and_confirm_ocn_audits(tmp_path: 
         assert confirmed["data"]["block_height"] == audit["data"]["block_height"] == 0
 
         # Nothing new: no more signing.
-        count = len(signed)
+        assert [c.size for c in signed()] == [0, 1]
         time.sleep(3 * interval)
-        assert len(signed) == count
+        assert [c.size for c in signed()] == [0, 1]
         api.append(refund())
         api.wait_checkpoint(2, timeout=5)
-        assert len(signed) == count + 1
+        assert [c.size for c in signed()] == [0, 1, 2]
 
 
 # --- catalog, health, metrics --------------------------------------------------------------------
@@ -421,25 +419,15 @@ def test_a_commit_while_the_stream_reads_is_not_slept_through(sqlite_api: Api) -
 
 
 def _post_together(api: Api, bodies: list[Any]) -> list[Any]:
-    """POST every body at once, the first commit held until all are queued: the rest must
-    then share commits."""
+    """POST every body at once while the write lock is held until all are queued: the rest
+    must then share commits."""
     committer = api.service.committer
-    real = api.ledger.commit_groups
-    first = threading.Event()
     n = len(bodies)
-
-    def slow_first(groups: Any) -> Any:
-        if not first.is_set():
-            first.set()
+    with ThreadPoolExecutor(n) as pool:
+        with writes_held(api):
+            posted = [pool.submit(api.post, body) for body in bodies]
             wait_until(lambda: committer.waiting >= n, timeout=20, what="all requests queued")
-        return real(groups)
-
-    api.ledger.commit_groups = slow_first  # type: ignore[method-assign]
-    try:
-        with ThreadPoolExecutor(n) as pool:
-            return list(pool.map(api.post, bodies))
-    finally:
-        api.ledger.commit_groups = real  # type: ignore[method-assign]
+        return [p.result(30) for p in posted]
 
 
 def test_concurrent_appends_are_group_committed(api: Api) -> None:

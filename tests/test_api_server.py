@@ -1,6 +1,7 @@
 """``receipts serve`` as an operator runs it: a real uvicorn process on a free port. The smoke
 path (append, read back, a checkpoint appears, a proof verifies offline), the refusal to serve
-without RECEIPTS_JWT_SECRET, ``--insecure-dev``, and concurrent clients over real sockets."""
+without RECEIPTS_JWT_SECRET, ``--insecure-dev``, concurrent clients over real sockets, and
+kill -9 under load (every acknowledged receipt kept, the writer process gone too)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from receipts import Ledger
 from receipts.bundle import Bundle
 from receipts.tlog import Checkpoint, Verifier
 from test_api_support import (
@@ -26,6 +29,7 @@ from test_api_support import (
     assert_problem,
     ocn_example,
     refund,
+    wait_until,
 )
 
 RECEIPTS = str(Path(sys.executable).with_name("receipts"))
@@ -184,6 +188,62 @@ def test_concurrent_clients_over_real_sockets(server: Server) -> None:
     assert sorted(r.json()["seq"] for r in responses) == list(range(n))
     metrics = httpx.get(server.url + "/metrics").text
     assert "receipts_commit_group_receipts_count" in metrics
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state == "Z"  # exited, waiting to be reaped by init
+
+
+@pytest.mark.slow
+def test_kill_9_under_load_keeps_every_acknowledged_receipt(tmp_path: Path) -> None:
+    server = Server(tmp_path, environment(RECEIPTS_JWT_SECRET=SECRET))
+    server.wait_ready()
+    (writer,) = _children(server.process.pid)  # the writer process (SQLite file)
+    acknowledged: list[str] = []
+    stop = threading.Event()
+
+    def client(k: int) -> None:
+        with httpx.Client(base_url=server.url, headers=SERVICE, timeout=10) as http:
+            for i in range(100_000):
+                try:
+                    response = http.post("/v0/receipts", json=refund(f"r-{k}-{i}"))
+                except httpx.TransportError:
+                    return
+                if response.status_code == 201:
+                    acknowledged.append(response.json()["id"])
+                if stop.is_set():
+                    return
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    try:
+        wait_until(lambda: len(acknowledged) >= 300, timeout=30, what="300 receipts")
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait(timeout=10)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+        server.stop()
+    # The writer sees its socket close and exits: no process is left holding the database.
+    wait_until(lambda: _gone(writer), timeout=10, what="the writer process to exit")
+    with Ledger.open(tmp_path / "s.db") as reopened:
+        size = reopened.size()
+        assert size >= len(acknowledged) >= 300
+        assert [r.seq for r in reopened.query()] == list(range(size))
+        for receipt_id in acknowledged:
+            assert reopened.get(receipt_id).id == receipt_id
+        reopened.audit()
 
 
 @pytest.mark.slow

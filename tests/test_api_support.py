@@ -8,6 +8,7 @@ import contextlib
 import copy
 import json
 import queue
+import sqlite3
 import threading
 import time
 import warnings
@@ -26,6 +27,7 @@ with warnings.catch_warnings():  # Starlette 1.x: StarletteDeprecationWarning (a
 from receipts import Ledger
 from receipts.api import Settings, authenticate, create_app
 from receipts.catalog import Catalog
+from receipts.store.sqlite import SQLiteStore
 from receipts.tlog import Signer
 
 SECRET = "test-secret-for-receipts-api-suites-0123456789"  # >= 32 bytes: PyJWT warns below
@@ -151,6 +153,32 @@ def serve(
             yield Api(client, ledger, signer)
     finally:
         ledger.close()
+
+
+@contextlib.contextmanager
+def writes_held(api: Api) -> Iterator[None]:
+    """Hold the ledger's write lock from a connection of our own, as a long transaction would:
+    the server's writer (a thread or a process) waits for it. Real, so it works either way."""
+    store = api.ledger.store
+    if isinstance(store, SQLiteStore):
+        conn = sqlite3.connect(store.path, isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            conn.execute("ROLLBACK")
+            conn.close()
+        return
+    import psycopg
+
+    from receipts.store.postgres import SEQUENCE_LOCK
+
+    with psycopg.connect(store.url) as pg:
+        pg.execute("SELECT pg_advisory_xact_lock(%s)", (SEQUENCE_LOCK,))
+        try:
+            yield
+        finally:
+            pg.rollback()
 
 
 def assert_problem(

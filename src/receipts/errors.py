@@ -58,6 +58,11 @@ class ReceiptsError(Exception):
         self.message = message
         self.errors: list[ErrorDetail] = list(errors or [])
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled whole (the writer process sends errors back): message, errors and any
+        # attribute a subclass adds, whatever its constructor takes.
+        return _restore, (type(self), self.message, self.__dict__)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "code": self.code,
@@ -70,6 +75,13 @@ class ReceiptsError(Exception):
         lines = [f"{self.code}: {self.message}"]
         lines += [f"  {e.pointer or '/'}: {e.message}" for e in self.errors]
         return "\n".join(lines)
+
+
+def _restore(cls: type[ReceiptsError], message: str, state: dict[str, Any]) -> ReceiptsError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
 
 
 class UsageError(ReceiptsError):

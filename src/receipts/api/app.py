@@ -1,8 +1,9 @@
 """The ASGI app: ``create_app(ledger, settings)``.
 
-One writer thread does every write (group commits and checkpoints); reads run in the
-threadpool on the store's read connection. A background task integrates and signs a checkpoint
-every ``checkpoint_interval`` seconds when there is something new, so proofs stay fresh.
+One writer does every write (group commits and checkpoints): on a SQLite file a process of its
+own (writer.py), elsewhere a thread. Reads run in the threadpool on the store's read
+connection. Every ``checkpoint_interval`` seconds the writer integrates and signs a checkpoint
+when there is something new, so proofs stay fresh.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from starlette.types import Receive, Scope, Send
 
 from ..errors import ReceiptsError
 from ..ledger import Ledger
+from ..store.sqlite import SQLiteStore
 from .body import reject_nul_params
 from .commit import GroupCommitter
 from .metrics import Metrics, MetricsMiddleware
@@ -36,6 +38,7 @@ from .problems import (
     problem,
 )
 from .settings import Settings
+from .writer import WriterProcess
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -52,9 +55,17 @@ class Service:
         self.ledger = ledger
         self.settings = settings
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="receipts-writer")
-        self.committer = GroupCommitter(ledger, settings, self.writer)
+        self.committer: GroupCommitter | WriterProcess
+        store = ledger.store
+        if settings.writer_process and isinstance(store, SQLiteStore) and store.path != ":memory:":
+            self.committer = WriterProcess(ledger, settings, self._checkpointed)
+        else:
+            self.committer = GroupCommitter(ledger, settings, self.writer)
         self.metrics = Metrics(self)
         self.checkpoint_size = -1  # size of the latest signed checkpoint we know of
+
+    def _checkpointed(self, size: int) -> None:
+        self.checkpoint_size = size
 
     async def run_checkpointer(self) -> None:
         loop = asyncio.get_running_loop()
@@ -113,9 +124,10 @@ def create_app(ledger: Ledger, settings: Settings) -> ReceiptsAPI:
         # every group commit. 1 ms measured best (bench/api.py).
         previous = sys.getswitchinterval()
         sys.setswitchinterval(min(previous, 0.001))
-        service.committer.start()
+        await service.committer.start()
         checkpointer = None
-        if settings.checkpoint_interval > 0 and ledger.signer is not None:
+        signing = settings.checkpoint_interval > 0 and ledger.signer is not None
+        if signing and not service.committer.signs_checkpoints:
             checkpointer = asyncio.create_task(service.run_checkpointer(), name="checkpointer")
         try:
             yield

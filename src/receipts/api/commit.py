@@ -31,6 +31,10 @@ class _Group:
 
 
 class GroupCommitter:
+    """In-process group commit (PostgreSQL, ``:memory:``); SQLite files use ``WriterProcess``."""
+
+    signs_checkpoints = False  # the service's checkpointer task does, on the writer thread
+
     def __init__(self, ledger: Ledger, settings: Settings, executor: ThreadPoolExecutor) -> None:
         self.ledger = ledger
         self.settings = settings
@@ -42,7 +46,7 @@ class GroupCommitter:
         self.group_sizes: deque[int] = deque(maxlen=100_000)  # drained by /metrics
         self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
+    async def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
 
     async def stop(self) -> None:

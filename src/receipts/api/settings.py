@@ -21,6 +21,8 @@ class Settings:
     group_max: int = 1000  # receipts per group commit
     group_wait: float = 0.001  # seconds a group waits for company once a commit is due
     store_unknown_cloudevents: bool = False
+    # Commit in a process of its own when the ledger is a SQLite file (see writer.py).
+    writer_process: bool = True
 
     def __post_init__(self) -> None:
         if not self.jwt_secret and not self.insecure_dev:
@@ -45,6 +47,7 @@ class Settings:
                 "RECEIPTS_CHECKPOINT_INTERVAL", float, cls.checkpoint_interval
             ),
             "store_unknown_cloudevents": env.get("RECEIPTS_STORE_UNKNOWN_CLOUDEVENTS") == "1",
+            "writer_process": env.get("RECEIPTS_WRITER_PROCESS", "1") != "0",
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -1,0 +1,296 @@
+"""The SQLite write path in a process of its own.
+
+Why: CPython runs one thread of Python at a time per process. With the writer thread inside the
+HTTP process, the event loop and the writer share one GIL, and the server tops out just under
+one core while the machine's other cores sit idle (docs/benchmarks.md §5). The writer process
+has a GIL of its own: the HTTP process reads, authenticates and validates requests; the writer
+builds the entries, inserts them, extends the Merkle tree, commits and signs checkpoints.
+
+Protocol, over a socket pair private to the two processes: frames of a header (tag, length)
+and a pickle. The parent sends a config frame first, then one frame per group (a list of
+``Pending``); the child answers each group with its receipts or its error once the transaction
+holding them has committed. Tag 0 carries notices: ``ready``, ``failed`` (could not open the
+ledger), ``commit`` (receipts in the transaction) and ``checkpoint`` (size of a new one).
+
+Group commit: the child takes every group waiting on the socket (up to ``group_max`` receipts)
+into one transaction, so throughput grows with concurrency without a timed wait.
+
+Contract: a request's future MUST NOT resolve before the child has reported its commit. If the
+child dies, requests in flight fail with a StorageError (503: retry with the same id; an
+idempotent retry returns the receipt if it was stored) and the next request starts a new child.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import pickle
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+from ..errors import OverloadedError, ReceiptsError, StorageError
+from ..ledger import Ledger, Pending
+from ..model import Receipt
+from ..tlog import Signer
+from .settings import Settings
+
+log = logging.getLogger("receipts.api.writer")
+
+_HEAD: Final = struct.Struct("!QI")  # tag, length of the pickle that follows
+_NOTICE: Final = 0  # the tag of notices; groups are numbered from 1
+_LOST: Final = (
+    "the writer process stopped; the request may or may not have been stored: "
+    "retry it with the same id"
+)
+
+
+_CHILD: Final = "import sys; from receipts.api.writer import main; main(int(sys.argv[1]))"
+
+
+def _frame(tag: int, value: Any) -> bytes:
+    body = pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+    return _HEAD.pack(tag, len(body)) + body
+
+
+class WriterProcess:
+    """Parent side: the committer the routes submit groups to (as ``GroupCommitter``)."""
+
+    signs_checkpoints = True  # the child signs them on the settings' interval
+
+    def __init__(
+        self, ledger: Ledger, settings: Settings, on_checkpoint: Callable[[int], None]
+    ) -> None:
+        self.config = {
+            "url": ledger.store.url,
+            "signer": ledger.signer.to_key_string() if ledger.signer is not None else None,
+            "group_max": settings.group_max,
+            "checkpoint_interval": settings.checkpoint_interval,
+        }
+        self.settings = settings
+        self.on_checkpoint = on_checkpoint
+        self.waiting = 0  # receipts sent and not yet answered, for back-pressure
+        self.committed = asyncio.Event()  # pulsed after every commit (stream tailing)
+        self.commits = 0
+        self.group_sizes: deque[int] = deque(maxlen=100_000)  # drained by /metrics
+        self._tags = itertools.count(1)
+        self._pending: dict[int, tuple[asyncio.Future[list[Receipt]], int]] = {}
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._out: asyncio.StreamWriter | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._starting: asyncio.Lock | None = None
+
+    async def start(self) -> None:
+        parent, child = socket.socketpair()
+        with child:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-c", _CHILD, str(child.fileno())],
+                pass_fds=[child.fileno()],
+                stdin=subprocess.DEVNULL,
+            )
+        stream, self._out = await asyncio.open_connection(sock=parent)
+        self._out.write(_frame(_NOTICE, self.config))
+        try:
+            _, notice = await _read_frame(stream)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            notice = ("failed", StorageError("the writer process exited while starting"))
+        if notice[0] != "ready":
+            await self.stop()
+            raise notice[1]
+        self._reader = asyncio.get_running_loop().create_task(
+            self._read(stream, self._out), name="writer-process"
+        )
+
+    async def stop(self) -> None:
+        if self._out is not None:
+            self._out.close()  # the child finishes what it has, then sees EOF and exits
+        if self._reader is not None:
+            await self._reader
+        proc = self._proc
+        if proc is not None:
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, proc.wait, 30)
+            except subprocess.TimeoutExpired:
+                log.error("the writer process did not exit; killing it")
+                proc.kill()
+                proc.wait()
+
+    async def submit(self, items: Sequence[Pending]) -> list[Receipt]:
+        """Commit one atomic group; returns its stored receipts once durable."""
+        if self.waiting + len(items) > self.settings.max_queue:
+            raise OverloadedError(f"{self.waiting} receipts are waiting to be committed; retry")
+        if self._reader is None or self._reader.done():  # never started, or the child died
+            await self._restart()
+        assert self._out is not None
+        tag = next(self._tags)
+        done: asyncio.Future[list[Receipt]] = asyncio.get_running_loop().create_future()
+        self._pending[tag] = (done, len(items))
+        self.waiting += len(items)
+        self._out.write(_frame(tag, list(items)))
+        return await done
+
+    async def _restart(self) -> None:
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            if self._reader is None or self._reader.done():
+                if self._proc is not None:
+                    self._proc.kill()  # if it is not gone yet, its socket is: it is no use
+                    code = await asyncio.get_running_loop().run_in_executor(None, self._proc.wait)
+                    log.error("the writer process exited (code %s); starting a new one", code)
+                await self.start()
+
+    async def _read(self, stream: asyncio.StreamReader, out: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                tag, value = await _read_frame(stream)
+                if tag == _NOTICE:
+                    self._notice(value)
+                    continue
+                done, count = self._pending.pop(tag)
+                self.waiting -= count
+                if done.done():  # the request was cancelled (client gone): nothing to tell
+                    continue
+                if isinstance(value, BaseException):
+                    done.set_exception(value)
+                else:
+                    done.set_result(list(map(Receipt._make, value)))
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass  # the child exited: fail what it did not answer
+        finally:
+            out.close()
+            for done, count in self._pending.values():
+                self.waiting -= count
+                if not done.done():
+                    done.set_exception(StorageError(_LOST))
+            self._pending.clear()
+
+    def _notice(self, notice: tuple[str, Any]) -> None:
+        kind, value = notice
+        if kind == "commit":
+            self.group_sizes.append(value)
+            self.commits += 1
+            self.committed.set()
+            self.committed.clear()
+        elif kind == "checkpoint":
+            self.on_checkpoint(value)
+
+
+async def _read_frame(stream: asyncio.StreamReader) -> tuple[int, Any]:
+    tag, size = _HEAD.unpack(await stream.readexactly(_HEAD.size))
+    return tag, pickle.loads(await stream.readexactly(size))
+
+
+# --- the child -------------------------------------------------------------------------------
+
+
+class _Channel:
+    """The child's end: blocking reads of whole frames, one send per commit."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = bytearray()
+        self.frames: deque[tuple[int, Any]] = deque()
+        self.closed = False
+
+    def receive(self, timeout: float | None) -> None:
+        """Wait up to ``timeout`` for data, then take everything that has arrived."""
+        if not self.frames and not select.select([self.sock], [], [], timeout)[0]:
+            return
+        while not self.closed:
+            try:
+                data = self.sock.recv(1 << 20, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                break
+            if not data:
+                self.closed = True
+            self.buffer += data
+        at = 0
+        while len(self.buffer) - at >= _HEAD.size:
+            tag, size = _HEAD.unpack_from(self.buffer, at)
+            end = at + _HEAD.size + size
+            if end > len(self.buffer):
+                break
+            self.frames.append((tag, pickle.loads(self.buffer[at + _HEAD.size : end])))
+            at = end
+        del self.buffer[:at]
+
+    def take(self, limit: int) -> list[tuple[int, list[Pending]]]:
+        """Waiting groups, in arrival order, up to ``limit`` receipts (at least one group)."""
+        groups: list[tuple[int, list[Pending]]] = []
+        count = 0
+        while self.frames and (not groups or count + len(self.frames[0][1]) <= limit):
+            tag, items = self.frames.popleft()
+            groups.append((tag, items))
+            count += len(items)
+        return groups
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+
+def _commit(ledger: Ledger, groups: list[tuple[int, list[Pending]]]) -> bytes:
+    try:
+        results: list[Any] = ledger.commit_groups([items for _, items in groups])
+    except ReceiptsError as error:  # a lone group refused, or the store failed
+        results = [error] * len(groups)
+    except Exception as error:  # a bug: log it here, the parent answers a bare 500
+        log.exception("commit failed in the writer process")
+        results = [RuntimeError(f"writer process: {type(error).__name__}: {error}")] * len(groups)
+    out = bytearray()
+    for (tag, _), result in zip(groups, results, strict=True):
+        # Receipts go as plain tuples: pickled in half the time of named tuples.
+        out += _frame(
+            tag, result if isinstance(result, BaseException) else list(map(tuple, result))
+        )
+    out += _frame(_NOTICE, ("commit", sum(len(items) for _, items in groups)))
+    return bytes(out)
+
+
+def _serve(ledger: Ledger, channel: _Channel, group_max: int, interval: float) -> None:
+    signing = interval > 0 and ledger.signer is not None
+    due = time.monotonic() + interval
+    signed = -1
+    while not (channel.closed and not channel.frames):
+        channel.receive(max(0.0, due - time.monotonic()) if signing else None)
+        groups = channel.take(group_max)
+        if groups:
+            channel.send(_commit(ledger, groups))
+        if signing and time.monotonic() >= due:
+            due = time.monotonic() + interval
+            try:
+                if ledger.size() != signed:
+                    signed = ledger.checkpoint().size
+                    channel.send(_frame(_NOTICE, ("checkpoint", signed)))
+            except ReceiptsError as error:  # keep serving; the next tick retries
+                log.warning("checkpoint failed: %s", error.message)
+
+
+def main(fd: int) -> None:
+    # Ctrl-C reaches the whole process group: the parent shuts down in order and closes the
+    # socket, and this process finishes the commits it has before it exits.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(format="receipts writer: %(levelname)s %(message)s")
+    channel = _Channel(socket.socket(fileno=fd))
+    while not channel.frames and not channel.closed:
+        channel.receive(None)
+    if not channel.frames:
+        return
+    _, config = channel.frames.popleft()
+    try:
+        signer = Signer.from_key_string(config["signer"]) if config["signer"] else None
+        ledger = Ledger.open(config["url"], signer=signer)
+    except ReceiptsError as error:
+        channel.send(_frame(_NOTICE, ("failed", error)))
+        return
+    with ledger:
+        channel.send(_frame(_NOTICE, ("ready", None)))
+        _serve(ledger, channel, config["group_max"], config["checkpoint_interval"])
