@@ -119,9 +119,9 @@ def create_app(ledger: Ledger, settings: Settings) -> ReceiptsAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: ReceiptsAPI) -> AsyncIterator[None]:
-        # The writer thread gives up the GIL in every SQLite call; at the default 5 ms switch
-        # interval each reacquisition can wait that long behind the event loop, stretching
-        # every group commit. 1 ms measured best (bench/api.py).
+        # A writer thread (PostgreSQL, :memory:) and the read threadpool give up the GIL in
+        # every database call; at the default 5 ms switch interval each reacquisition can wait
+        # that long behind the event loop. 1 ms measured best (bench/api.py).
         previous = sys.getswitchinterval()
         sys.setswitchinterval(min(previous, 0.001))
         await service.committer.start()

@@ -19,7 +19,9 @@ class Settings:
     checkpoint_interval: float = 1.0  # seconds; 0 disables the background checkpointer
     max_queue: int = 10_000  # receipts waiting for commit before 429
     group_max: int = 1000  # receipts per group commit
-    group_wait: float = 0.001  # seconds a group waits for company once a commit is due
+    # Seconds a group waits for company once a commit is due (the in-process committer; the
+    # writer process takes whatever queued while it committed, without waiting).
+    group_wait: float = 0.001
     store_unknown_cloudevents: bool = False
     # Commit in a process of its own when the ledger is a SQLite file (see writer.py).
     writer_process: bool = True
