@@ -48,7 +48,7 @@ def api_schema(ledger_url: str) -> Iterator[Any]:
     try:
         yield schema
     finally:
-        asgi.shutdown_lifespans()  # the app's writer thread and committer
+        asgi.shutdown_lifespans()  # the app's writer (a thread, or a process on SQLite)
         ledger.close()
 
 

@@ -30,20 +30,50 @@ class _Group:
     )
 
 
-class GroupCommitter:
-    """In-process group commit (PostgreSQL, ``:memory:``); SQLite files use ``WriterProcess``."""
+class Committer:
+    """What the routes see of the writer, a thread (``GroupCommitter``) or a process
+    (``writer.WriterProcess``): ``submit`` a group, and the counts behind back-pressure, stream
+    tailing and the group-size histogram."""
 
-    signs_checkpoints = False  # the service's checkpointer task does, on the writer thread
+    signs_checkpoints = False  # True: the writer signs checkpoints, the service need not
 
-    def __init__(self, ledger: Ledger, settings: Settings, executor: ThreadPoolExecutor) -> None:
-        self.ledger = ledger
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.executor = executor  # the one writer thread (shared with the checkpointer)
-        self.queue: asyncio.Queue[_Group] = asyncio.Queue()
-        self.waiting = 0  # receipts queued, for back-pressure
+        self.waiting = 0  # receipts submitted and not yet answered, for back-pressure
         self.committed = asyncio.Event()  # pulsed after every commit (stream tailing)
         self.commits = 0  # counts those pulses: a tail compares it to miss none
         self.group_sizes: deque[int] = deque(maxlen=100_000)  # drained by /metrics
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        raise NotImplementedError
+
+    async def submit(self, items: Sequence[Pending]) -> list[Receipt]:
+        """Commit one atomic group; returns its stored receipts once durable."""
+        raise NotImplementedError
+
+    def _make_room(self, count: int) -> None:
+        if self.waiting + count > self.settings.max_queue:
+            raise OverloadedError(f"{self.waiting} receipts are waiting to be committed; retry")
+
+    def _pulse(self, count: int) -> None:
+        """A commit of ``count`` receipts has been answered."""
+        self.group_sizes.append(count)
+        self.commits += 1
+        self.committed.set()
+        self.committed.clear()
+
+
+class GroupCommitter(Committer):
+    """In-process group commit (PostgreSQL, ``:memory:``); SQLite files use ``WriterProcess``."""
+
+    def __init__(self, ledger: Ledger, settings: Settings, executor: ThreadPoolExecutor) -> None:
+        super().__init__(settings)
+        self.ledger = ledger
+        self.executor = executor  # the one writer thread (shared with the checkpointer)
+        self.queue: asyncio.Queue[_Group] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -56,9 +86,7 @@ class GroupCommitter:
                 await self._task
 
     async def submit(self, items: Sequence[Pending]) -> list[Receipt]:
-        """Commit one atomic group; returns its stored receipts once durable."""
-        if self.waiting + len(items) > self.settings.max_queue:
-            raise OverloadedError(f"{self.waiting} receipts are waiting to be committed; retry")
+        self._make_room(len(items))
         group = _Group(items)
         self.waiting += len(items)
         await self.queue.put(group)
@@ -78,16 +106,13 @@ class GroupCommitter:
             except Exception as error:
                 results = [error] * len(groups)  # type: ignore[list-item]
             self.waiting -= count
-            self.group_sizes.append(count)
             for group, result in zip(groups, results, strict=True):
                 if not group.done.done():
                     if isinstance(result, BaseException):
                         group.done.set_exception(result)
                     else:
                         group.done.set_result(result)
-            self.commits += 1
-            self.committed.set()
-            self.committed.clear()
+            self._pulse(count)
 
     async def _collect(self) -> list[_Group]:
         groups = [await self.queue.get()]

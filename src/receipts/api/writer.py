@@ -37,10 +37,11 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
-from ..errors import OverloadedError, ReceiptsError, StorageError
+from ..errors import ReceiptsError, StorageError
 from ..ledger import Ledger, Pending
 from ..model import Receipt
 from ..tlog import Signer
+from .commit import Committer
 from .settings import Settings
 
 log = logging.getLogger("receipts.api.writer")
@@ -51,8 +52,6 @@ _LOST: Final = (
     "the writer process stopped; the request may or may not have been stored: "
     "retry it with the same id"
 )
-
-
 _CHILD: Final = "import sys; from receipts.api.writer import main; main(int(sys.argv[1]))"
 
 
@@ -61,8 +60,8 @@ def _frame(tag: int, value: Any) -> bytes:
     return _HEAD.pack(tag, len(body)) + body
 
 
-class WriterProcess:
-    """Parent side: the committer the routes submit groups to (as ``GroupCommitter``)."""
+class WriterProcess(Committer):
+    """Parent side: the committer the routes submit groups to."""
 
     signs_checkpoints = True  # the child signs them on the settings' interval
 
@@ -75,12 +74,8 @@ class WriterProcess:
             "group_max": settings.group_max,
             "checkpoint_interval": settings.checkpoint_interval,
         }
-        self.settings = settings
+        super().__init__(settings)
         self.on_checkpoint = on_checkpoint
-        self.waiting = 0  # receipts sent and not yet answered, for back-pressure
-        self.committed = asyncio.Event()  # pulsed after every commit (stream tailing)
-        self.commits = 0
-        self.group_sizes: deque[int] = deque(maxlen=100_000)  # drained by /metrics
         self._tags = itertools.count(1)
         self._pending: dict[int, tuple[asyncio.Future[list[Receipt]], int]] = {}
         self._proc: subprocess.Popen[bytes] | None = None
@@ -124,9 +119,7 @@ class WriterProcess:
                 proc.wait()
 
     async def submit(self, items: Sequence[Pending]) -> list[Receipt]:
-        """Commit one atomic group; returns its stored receipts once durable."""
-        if self.waiting + len(items) > self.settings.max_queue:
-            raise OverloadedError(f"{self.waiting} receipts are waiting to be committed; retry")
+        self._make_room(len(items))
         if self._reader is None or self._reader.done():  # never started, or the child died
             await self._restart()
         assert self._out is not None
@@ -176,10 +169,7 @@ class WriterProcess:
     def _notice(self, notice: tuple[str, Any]) -> None:
         kind, value = notice
         if kind == "commit":
-            self.group_sizes.append(value)
-            self.commits += 1
-            self.committed.set()
-            self.committed.clear()
+            self._pulse(value)
         elif kind == "checkpoint":
             self.on_checkpoint(value)
 
