@@ -10,6 +10,8 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from receipts import (
     leaf_hash,
 )
 from receipts.model import ENTRY_KEYS
+from receipts.store.sqlite import SQLiteStore
 
 MakeRequest = Callable[..., dict[str, Any]]
 FIXED_ID = "0190b2a4-5c6d-7e8f-9a0b-1c2d3e4f5a6b"
@@ -301,11 +304,34 @@ def test_wal_and_synchronous_full(tmp_path: Path, ledger: Ledger) -> None:
     execute = ledger.store.execute  # type: ignore[attr-defined]
     assert execute("PRAGMA journal_mode") == [("wal",)]
     assert execute("PRAGMA synchronous") == [(2,)]  # FULL
+    assert execute("PRAGMA page_size") == [(8192,)]  # a new file
     raw = sqlite3.connect(tmp_path / "l.db")
     try:  # WAL is a property of the file, seen by every connection
         assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     finally:
         raw.close()
+
+
+@pytest.mark.backends("sqlite")
+def test_the_background_checkpointer_copies_the_wal_into_the_file(
+    tmp_path: Path, request_for: MakeRequest
+) -> None:
+    path = tmp_path / "c.db"
+    with Ledger.open(path) as ledger:
+        store = ledger.store
+        assert isinstance(store, SQLiteStore)
+        before = path.stat().st_size  # the migrations are still in the WAL
+        store.checkpoint_in_background(interval=0.01)
+        assert store.execute("PRAGMA wal_autocheckpoint") == [(8000,)]
+        stored = ledger.append_batch([request_for("payment_captured") for _ in range(50)])
+        # Far below the committing connection's own bound: only the thread copies the pages.
+        deadline = time.monotonic() + 10
+        while path.stat().st_size == before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert path.stat().st_size > before
+    assert "wal-checkpoint" not in [t.name for t in threading.enumerate()]  # stopped at close
+    with Ledger.open(path) as reopened:
+        assert list(reopened.query()) == stored
 
 
 # --- stored bytes ------------------------------------------------------------------------------
