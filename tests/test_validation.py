@@ -5,6 +5,8 @@ in a batch is wrong."""
 from __future__ import annotations
 
 import copy
+import dataclasses
+import pickle
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -30,7 +32,7 @@ from receipts import (
     ValidationError,
     Validator,
 )
-from receipts.validate import _UNDECIDED, REQUEST_FIELDS
+from receipts.validate import _UNDECIDED, REQUEST_FIELDS, Request
 
 CATALOG = Catalog.load()
 ALL_TYPES = sorted(CATALOG.types)
@@ -517,6 +519,28 @@ def test_validate_returns_a_normalized_request(catalog: Catalog) -> None:
     assert normalized.op == "assert"
     assert normalized.payload["source"] == "edge_function"
     assert "source" not in request["payload"], "the caller's request must not be mutated"
+
+
+@given(
+    st.builds(
+        Request,
+        st.none() | st.uuids().map(str),
+        *[st.text()] * 4,
+        st.dictionaries(st.text(), st.integers() | st.text() | st.none()),
+        st.none() | st.text(),
+        st.none() | st.text(),
+        st.sampled_from(["assert", "amend", "void", "restate"]),
+        st.none() | st.uuids().map(str),
+        st.none() | st.uuids().map(str),
+    )
+)
+def test_a_request_pickles_to_an_equal_request(request_: Request) -> None:
+    """Requests cross to the server's writer process pickled (a __reduce__ of their own)."""
+    again = pickle.loads(pickle.dumps(request_, pickle.HIGHEST_PROTOCOL))
+    assert type(again) is Request and again == request_
+    assert [getattr(again, f.name) for f in dataclasses.fields(Request)] == [
+        getattr(request_, f.name) for f in dataclasses.fields(Request)
+    ]
 
 
 # --- validators are compiled once --------------------------------------------------------------

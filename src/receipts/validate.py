@@ -68,6 +68,15 @@ class Request:
     logical_id: str | None
     supersedes_id: str | None
 
+    def __reduce__(self) -> tuple[type[Request], tuple[Any, ...]]:
+        # Requests cross to the server's writer process by the thousand: pickled as the
+        # constructor's arguments they take half the time of the slots' default state.
+        return Request, (
+            self.id, self.domain, self.event_type, self.entity_type, self.entity_id,
+            self.payload, self.owner_user_id, self.occurred_at, self.op, self.logical_id,
+            self.supersedes_id,
+        )  # fmt: skip
+
 
 NUL: Final = "U+0000 (NUL) is not allowed: not every backend can store it"
 
