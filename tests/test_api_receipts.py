@@ -24,6 +24,7 @@ from test_api_support import (
     Api,
     EventStream,
     assert_problem,
+    captured,
     event_stream,
     ocn_example,
     refund,
@@ -87,6 +88,42 @@ def test_a_retried_request_gets_the_same_receipt(api: Api) -> None:
     assert stored[1] == first.json()
     assert api.append(batch) == stored  # the whole batch retried
     assert api.ledger.size() == 2
+
+
+def test_a_large_batch_mixes_new_revised_and_retried_receipts(api: Api) -> None:
+    """From 16 receipts a request's entries may be made in the HTTP process (writer.py). New
+    asserts with an idempotent retry among them, and with a revision among them (which the
+    writer makes), all answer as stored, one recorded_at per request."""
+    rid = "01900000-0000-7000-8000-000000000001"
+    first = api.append(refund("r-0", id=rid))
+    batch = [refund(f"r-{i}", id=f"01900000-0000-7000-8000-{i:012d}") for i in range(2, 20)]
+    batch[5] = {**refund("r-0", id=batch[5]["id"]), "op": "amend", "supersedes_id": rid}
+    batch[9] = refund("r-0", id=rid)  # a retry: the first receipt, not a new one
+    batch[12]["owner_user_id"] = "user_a"
+    stored = api.append(batch)
+    assert [r["seq"] for r in stored] == [*range(1, 10), 0, *range(10, 18)]
+    assert stored[9] == first
+    assert (stored[5]["revision"], stored[5]["logical_id"]) == (1, rid)
+    assert stored[12]["owner_user_id"] == "user_a"
+    for body in stored:
+        assert api.ledger.get(body["id"]).to_dict() == body
+    assert len({r["recorded_at"] for i, r in enumerate(stored) if i != 9}) == 1
+    assert api.append(batch) == stored  # the whole batch retried
+    assert api.ledger.size() == 18
+    without_revision = batch[:5] + batch[6:]
+    assert api.append(without_revision) == stored[:5] + stored[6:]
+    fresh = api.append([refund(f"r-{i}") for i in range(16)])
+    assert [r["seq"] for r in fresh] == list(range(18, 34))
+    assert len({r["recorded_at"] for r in fresh}) == 1
+    for body in fresh:
+        assert api.ledger.get(body["id"]).to_dict() == body
+
+    big = [refund(f"r-{i}") for i in range(20)]
+    big[17] = captured("pi-1")
+    big[17]["payload"]["amount"] = 2**60  # not an I-JSON number: refused before any write
+    response = api.post(big)
+    assert_problem(response, 422, "validation_failed", ["/17/payload"])
+    assert api.ledger.size() == 34
 
 
 # --- reading -------------------------------------------------------------------------------------

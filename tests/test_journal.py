@@ -31,11 +31,13 @@ from receipts import (
     canonical_bytes,
     leaf_hash,
 )
+from receipts.ledger import SERVICE_ROLE, Pending
 from receipts.model import ENTRY_KEYS
 from receipts.store.sqlite import SQLiteStore
 
 MakeRequest = Callable[..., dict[str, Any]]
 FIXED_ID = "0190b2a4-5c6d-7e8f-9a0b-1c2d3e4f5a6b"
+OTHER_ID = "0190b2a4-5c6d-7e8f-9a0b-1c2d3e4f5a6c"
 
 
 def pointers(error: Exception) -> list[str]:
@@ -183,6 +185,64 @@ def test_same_id_twice_in_one_batch(ledger: Ledger, request_for: MakeRequest) ->
         ledger.append_batch([request_for("payment_captured", id=other_id), changed])
     assert pointers(caught.value) == ["/1/payload"]
     assert ledger.size() == 1
+
+
+def _pending(ledger: Ledger, requests: list[dict[str, Any]]) -> list[Pending]:
+    pointers = [f"/{i}" for i in range(len(requests))]
+    valid = ledger.validator.validate_batch(requests, SERVICE_ROLE, pointers=pointers)
+    return [Pending(v, SERVICE_ROLE, p) for v, p in zip(valid, pointers, strict=True)]
+
+
+def test_receipts_made_ahead_are_stored_as_made(ledger: Ledger, request_for: MakeRequest) -> None:
+    head = ledger.append(request_for("payment_captured"))
+    made = ledger.prebuild(_pending(ledger, [request_for("report_created")] * 2))
+    built = [p.built for p in made]
+    assert built[0] is not None and built[1] is not None
+    assert built[0][0] == 0  # no seq yet
+    assert built[0][1] != built[1][1]  # an id each
+    stored = ledger.commit(made)
+    assert stored == [Receipt._make((1 + i, *b[1:])) for i, b in enumerate(built)]  # type: ignore[index]
+    assert stored[0].entry_bytes == canonical_bytes(stored[0].entry())
+    assert stored[0].recorded_at == stored[1].recorded_at
+    assert list(ledger.query()) == [head, *stored]
+    assert ledger.audit().receipts == 3  # audit raises on any mismatch
+
+    # A group with a revision is left to the commit: one request, one recorded_at.
+    amend = request_for("payment_captured", op="amend", supersedes_id=head.id)
+    amend["entity_id"] = head.entity_id
+    group = _pending(ledger, [request_for("report_created"), amend])
+    assert ledger.prebuild(group) is group
+    new, revised = ledger.commit(group)
+    assert (revised.revision, revised.logical_id) == (1, head.id)
+    assert new.recorded_at == revised.recorded_at
+
+
+def test_a_receipt_made_ahead_of_a_retry_gets_the_first_receipt(
+    ledger: Ledger, request_for: MakeRequest
+) -> None:
+    request = request_for("payment_captured", id=FIXED_ID)
+    first = ledger.append(request)
+    # The retry made ahead carries a later recorded_at: the stored receipt wins, as always.
+    (again,) = ledger.commit(ledger.prebuild(_pending(ledger, [request])))
+    assert again == first
+    changed = request_for("payment_captured", id=FIXED_ID)
+    changed["payload"]["amount"] = 1
+    with pytest.raises(IdConflictError) as caught:
+        ledger.commit(ledger.prebuild(_pending(ledger, [changed])))
+    assert pointers(caught.value) == ["/0/payload"]
+    twice = ledger.prebuild(_pending(ledger, [request_for("report_created", id=OTHER_ID)] * 2))
+    assert ledger.commit(twice)[0] == ledger.commit(twice)[1] == ledger.get(OTHER_ID)
+    assert ledger.size() == 2
+
+
+def test_making_ahead_refuses_what_commit_refuses(ledger: Ledger, request_for: MakeRequest) -> None:
+    big = request_for("payment_captured")
+    big["payload"]["amount"] = 2**60  # valid per the schema, but not an I-JSON number
+    with pytest.raises(ValidationError) as caught:
+        ledger.prebuild(_pending(ledger, [request_for("payment_captured"), big]))
+    assert caught.value.message == "payload cannot be canonicalized (RFC 8785)"
+    assert pointers(caught.value) == ["/1/payload"]
+    assert ledger.size() == 0
 
 
 # --- all or nothing ----------------------------------------------------------------------------

@@ -120,7 +120,8 @@ class Ledger:
         # while the next requests are checked and built. The lookups a batch needs (ids it
         # reuses, receipts it supersedes) are made first, from the requests' raw ids.
         valid = self.validator.iter_valid(requests, producer, pointers=prefixes)
-        pending = zip(valid, repeat(producer), prefixes)  # the i-th valid is the i-th request
+        # The i-th valid is the i-th request.
+        pending = zip(valid, repeat(producer), prefixes, repeat(None))
         ids, targets = _referenced(requests)
         try:
             return self._store(pending, ids, targets)
@@ -166,9 +167,7 @@ class Ledger:
         ids = [r.id for r in requests if r.id]
         return self._store(pending, ids, [r.supersedes_id for r in requests if r.supersedes_id])
 
-    def _store(
-        self, pending: Iterable[tuple[Request, str, str]], ids: list[str], targets: list[str]
-    ) -> list[Receipt]:
+    def _store(self, pending: Iterable[_Item], ids: list[str], targets: list[str]) -> list[Receipt]:
         """Store ``pending`` in one transaction. ``ids`` and ``targets`` must include every
         request's id and supersedes_id (they are looked up before the first row is written)."""
         now = format_time(self._clock())
@@ -205,6 +204,26 @@ class Ledger:
             except (ConflictError, NotFoundError, ValidationError) as error:
                 results.append(error)
         return results
+
+    def prebuild(self, pending: Sequence[Pending]) -> Sequence[Pending]:
+        """Make the receipts of a group of new asserts ahead of their commit: ids, entry bytes
+        and leaf hashes, stamped now. ``commit`` then only gives them their seqs, unless an id
+        turns out to be stored already (an idempotent retry gets its first receipt, as always).
+        Lets another process do this work: the server's HTTP process, for its writer process.
+
+        All or nothing: a group holding a revision (which needs the head it supersedes, read
+        at commit) is returned as it is, so that the receipts of one request always share one
+        ``recorded_at``. Raises ``ValidationError`` where ``commit`` would (a payload that
+        cannot be canonicalized)."""
+        if not all(p.request.op == "assert" and p.request.logical_id is None for p in pending):
+            return pending
+        now = format_time(self._clock())
+        out = []
+        for request, producer, pointer, _ in pending:
+            receipt_id = request.id or str(uuid_utils.uuid7())
+            entry = _entry(request, receipt_id, producer, now, None)
+            out.append(Pending(request, producer, pointer, tuple(_make(0, pointer, entry))))
+        return out
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -331,12 +350,20 @@ def _time_arg(name: str, value: str | None) -> str | None:
         raise ValidationError(f"bad --{name}", [ErrorDetail(f"/{name}", str(exc))]) from None
 
 
+# A new receipt made ahead of its commit (``Ledger.prebuild``): a ``Receipt`` as a plain tuple
+# (it crosses a process boundary), with seq 0 until the commit gives it one.
+Built = tuple[Any, ...]
+_Item = tuple[Request, str, str, Built | None]  # what Pending holds, for plain tuples too
+
+
 class Pending(NamedTuple):
-    """A validated request waiting to be committed: who writes it, where errors point."""
+    """A validated request waiting to be committed: who writes it, where errors point, and
+    its receipt if that was made ahead (``Ledger.prebuild``)."""
 
     request: Request
     producer: str
     pointer: str
+    built: Built | None = None
 
 
 class _Batch:
@@ -349,9 +376,7 @@ class _Batch:
         self.heads: dict[str, Receipt] = {}
         self.new: list[Receipt] = []  # the receipts this transaction inserts, in seq order
 
-    def run(
-        self, pending: Iterable[tuple[Request, str, str]], ids: list[str], targets: list[str]
-    ) -> list[Receipt]:
+    def run(self, pending: Iterable[_Item], ids: list[str], targets: list[str]) -> list[Receipt]:
         if ids or targets:
             self.by_id = self.txn.find(ids + targets)
             self.heads = self.txn.heads(
@@ -363,48 +388,28 @@ class _Batch:
         self.txn.insert(self._build(pending, self.txn.next_seq(), out))
         return out
 
-    def _build(
-        self, pending: Iterable[tuple[Request, str, str]], seq: int, out: list[Receipt]
-    ) -> Iterator[Receipt]:
+    def _build(self, pending: Iterable[_Item], seq: int, out: list[Receipt]) -> Iterator[Receipt]:
         """The new receipts, in seq order; ``out`` gets every request's receipt (new or prior).
-        ``pending`` holds (request, producer, pointer) like ``Pending``."""
+        ``pending`` holds (request, producer, pointer, built) like ``Pending``."""
         new, now = self.new, self.now
-        for request, producer, pointer in pending:
-            receipt_id = request.id or str(uuid_utils.uuid7())
+        for request, producer, pointer, built in pending:
+            receipt_id = built[1] if built is not None else request.id or str(uuid_utils.uuid7())
             prior = self.by_id.get(receipt_id)
             if prior is not None:
                 _same_or_conflict(prior, request, producer, pointer)
                 out.append(prior)
                 continue
-            head = (
-                None  # an assert starting its own logical event, the usual case
-                if request.op == "assert" and request.logical_id is None
-                else self._head(request, pointer)
-            )
-            if head is None:
-                logical_id, revision = receipt_id, 0
+            if built is not None:  # a new assert, made ahead (Ledger.prebuild): give it its seq
+                receipt = Receipt._make((seq, *built[1:]))
             else:
-                logical_id, revision = head.logical_id, head.revision + 1
-            # A revision corrects a fact: unless told otherwise it keeps when it occurred and
-            # whose it is.
-            receipt = _make(seq, pointer, {
-                "id": receipt_id,
-                "domain": request.domain,
-                "event_type": request.event_type,
-                "entity_type": request.entity_type,
-                "entity_id": request.entity_id,
-                "owner_user_id": request.owner_user_id or (head.owner_user_id if head else None),
-                "occurred_at": request.occurred_at or (head.occurred_at if head else now),
-                "recorded_at": now,
-                "op": request.op,
-                "logical_id": logical_id,
-                "supersedes_id": request.supersedes_id,
-                "revision": revision,
-                "producer": producer,
-                "payload": request.payload,
-            })  # fmt: skip
+                head = (
+                    None  # an assert starting its own logical event, the usual case
+                    if request.op == "assert" and request.logical_id is None
+                    else self._head(request, pointer)
+                )
+                receipt = _make(seq, pointer, _entry(request, receipt_id, producer, now, head))
             seq += 1
-            self.by_id[receipt_id] = self.heads[logical_id] = receipt
+            self.by_id[receipt_id] = self.heads[receipt.logical_id] = receipt
             out.append(receipt)
             new.append(receipt)
             yield receipt
@@ -450,6 +455,33 @@ def _referenced(requests: Sequence[Any]) -> tuple[list[str], list[str]]:
                 with suppress(ValueError):
                     found.append(normalize_uuid(value))
     return ids, targets
+
+
+def _entry(
+    request: Request, receipt_id: str, producer: str, now: str, head: Receipt | None
+) -> dict[str, Any]:
+    """The entry of a new receipt: an assert (``head`` None) or a revision of ``head``."""
+    if head is None:
+        logical_id, revision = receipt_id, 0
+    else:
+        logical_id, revision = head.logical_id, head.revision + 1
+    # A revision corrects a fact: unless told otherwise it keeps when it occurred and whose it is.
+    return {
+        "id": receipt_id,
+        "domain": request.domain,
+        "event_type": request.event_type,
+        "entity_type": request.entity_type,
+        "entity_id": request.entity_id,
+        "owner_user_id": request.owner_user_id or (head.owner_user_id if head else None),
+        "occurred_at": request.occurred_at or (head.occurred_at if head else now),
+        "recorded_at": now,
+        "op": request.op,
+        "logical_id": logical_id,
+        "supersedes_id": request.supersedes_id,
+        "revision": revision,
+        "producer": producer,
+        "payload": request.payload,
+    }
 
 
 def _make(seq: int, pointer: str, entry: dict[str, Any]) -> Receipt:

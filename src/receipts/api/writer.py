@@ -9,8 +9,13 @@ builds the entries, inserts them, extends the Merkle tree, commits and signs che
 Protocol, over a socket pair private to the two processes: frames of a header (tag, length)
 and a pickle. The parent sends a config frame first, then one frame per group (a list of
 ``Pending``); the child answers each group with its receipts or its error once the transaction
-holding them has committed. Tag 0 carries notices: ``ready``, ``failed`` (could not open the
+holding them has committed. A receipt the parent made ahead (``Ledger.prebuild``) comes back as
+its seq alone. Tag 0 carries notices: ``ready``, ``failed`` (could not open the
 ledger), ``commit`` (receipts in the transaction) and ``checkpoint`` (size of a new one).
+
+Who builds the entries: the writer process, for requests of a few receipts; the HTTP process,
+for larger ones (``_BUILD_HERE_FROM``). Under single-receipt load the HTTP process is the busier
+one (it parses, authenticates and validates every request); under batch load the writer is.
 
 Group commit: the child takes every group waiting on the socket (up to ``group_max`` receipts)
 into one transaction, so throughput grows with concurrency without a timed wait.
@@ -40,6 +45,7 @@ from typing import Any, Final
 from ..errors import ReceiptsError, StorageError
 from ..ledger import Ledger, Pending
 from ..model import Receipt
+from ..store.sqlite import SQLiteStore
 from ..tlog import Signer
 from .commit import Committer
 from .settings import Settings
@@ -52,6 +58,15 @@ _LOST: Final = (
     "the writer process stopped; the request may or may not have been stored: "
     "retry it with the same id"
 )
+# From this many receipts in one request, the HTTP process makes their entries (canonical bytes,
+# leaf hashes) and the writer only sequences them (docs/benchmarks.md §5). Below it the writer
+# does, to spare the HTTP process, the busier one under single-receipt load.
+_BUILD_HERE_FROM: Final = 16
+_ENTRY_BYTES: Final = Receipt._fields.index("entry_bytes")
+# Socket buffers that hold a whole 1,000-receipt group (about 0.7 MB pickled): with the default
+# 208 KiB, the rest of a frame waited in the HTTP process until its event loop had time to send
+# it, and the writer process sat idle meanwhile (about a fifth of its time under batch load).
+_SOCKET_BUFFER: Final = 4 << 20
 _CHILD: Final = "import sys; from receipts.api.writer import main; main(int(sys.argv[1]))"
 
 
@@ -75,9 +90,10 @@ class WriterProcess(Committer):
             "checkpoint_interval": settings.checkpoint_interval,
         }
         super().__init__(settings)
+        self.ledger = ledger
         self.on_checkpoint = on_checkpoint
         self._tags = itertools.count(1)
-        self._pending: dict[int, tuple[asyncio.Future[list[Receipt]], int]] = {}
+        self._pending: dict[int, tuple[asyncio.Future[list[Receipt]], Sequence[Pending]]] = {}
         self._proc: subprocess.Popen[bytes] | None = None
         self._out: asyncio.StreamWriter | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -85,6 +101,9 @@ class WriterProcess(Committer):
 
     async def start(self) -> None:
         parent, child = socket.socketpair()
+        for end in (parent, child):
+            end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SOCKET_BUFFER)
+            end.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _SOCKET_BUFFER)
         with child:
             self._proc = subprocess.Popen(
                 [sys.executable, "-c", _CHILD, str(child.fileno())],
@@ -120,12 +139,14 @@ class WriterProcess(Committer):
 
     async def submit(self, items: Sequence[Pending]) -> list[Receipt]:
         self._make_room(len(items))
+        if len(items) >= _BUILD_HERE_FROM:
+            items = self.ledger.prebuild(items)
         if self._reader is None or self._reader.done():  # never started, or the child died
             await self._restart()
         assert self._out is not None
         tag = next(self._tags)
         done: asyncio.Future[list[Receipt]] = asyncio.get_running_loop().create_future()
-        self._pending[tag] = (done, len(items))
+        self._pending[tag] = (done, items)
         self.waiting += len(items)
         self._out.write(_frame(tag, list(items)))
         return await done
@@ -148,20 +169,20 @@ class WriterProcess(Committer):
                 if tag == _NOTICE:
                     self._notice(value)
                     continue
-                done, count = self._pending.pop(tag)
-                self.waiting -= count
+                done, items = self._pending.pop(tag)
+                self.waiting -= len(items)
                 if done.done():  # the request was cancelled (client gone): nothing to tell
                     continue
                 if isinstance(value, BaseException):
                     done.set_exception(value)
                 else:
-                    done.set_result(list(map(Receipt._make, value)))
+                    done.set_result(_receipts(items, value))
         except (asyncio.IncompleteReadError, ConnectionError):
             pass  # the child exited: fail what it did not answer
         finally:
             out.close()
-            for done, count in self._pending.values():
-                self.waiting -= count
+            for done, items in self._pending.values():
+                self.waiting -= len(items)
                 if not done.done():
                     done.set_exception(StorageError(_LOST))
             self._pending.clear()
@@ -172,6 +193,23 @@ class WriterProcess(Committer):
             self._pulse(value)
         elif kind == "checkpoint":
             self.on_checkpoint(value)
+
+
+def _receipts(items: Sequence[Pending], answers: list[Any]) -> list[Receipt]:
+    """The child's answer for a group: a seq where it stored the receipt made ahead, the whole
+    receipt as a tuple where not (built there, or an idempotent retry's first receipt)."""
+    return [
+        Receipt._make(a) if type(a) is tuple else Receipt._make((a, *item.built[1:]))  # type: ignore[index]
+        for item, a in zip(items, answers, strict=True)
+    ]
+
+
+def _answers(items: list[Pending], stored: list[Receipt]) -> list[Any]:
+    """``_receipts`` in reverse. Same entry bytes, same receipt: only the seq differs."""
+    return [
+        r.seq if item.built is not None and r.entry_bytes == item.built[_ENTRY_BYTES] else tuple(r)
+        for item, r in zip(items, stored, strict=True)
+    ]
 
 
 async def _read_frame(stream: asyncio.StreamReader) -> tuple[int, Any]:
@@ -236,11 +274,9 @@ def _commit(ledger: Ledger, groups: list[tuple[int, list[Pending]]]) -> bytes:
         log.exception("commit failed in the writer process")
         results = [RuntimeError(f"writer process: {type(error).__name__}: {error}")] * len(groups)
     out = bytearray()
-    for (tag, _), result in zip(groups, results, strict=True):
+    for (tag, items), result in zip(groups, results, strict=True):
         # Receipts go as plain tuples: pickled in half the time of named tuples.
-        out += _frame(
-            tag, result if isinstance(result, BaseException) else list(map(tuple, result))
-        )
+        out += _frame(tag, result if isinstance(result, BaseException) else _answers(items, result))
     out += _frame(_NOTICE, ("commit", sum(len(items) for _, items in groups)))
     return bytes(out)
 
@@ -281,6 +317,8 @@ def main(fd: int) -> None:
     except ReceiptsError as error:
         channel.send(_frame(_NOTICE, ("failed", error)))
         return
+    if isinstance(ledger.store, SQLiteStore):  # it is: the writer process serves SQLite files
+        ledger.store.checkpoint_in_background()
     with ledger:
         channel.send(_frame(_NOTICE, ("ready", None)))
         _serve(ledger, channel, config["group_max"], config["checkpoint_interval"])
