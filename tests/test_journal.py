@@ -420,6 +420,16 @@ def test_stored_entry_bytes_are_the_canonical_entry(
     assert canonical_bytes(reread.entry()) == bytes(entry)
 
 
+def test_the_json_form_is_seq_the_entry_and_the_leaf_hash(
+    ledger: Ledger, request_for: MakeRequest
+) -> None:
+    receipt = ledger.append(request_for("payment_captured"))
+    as_dict = receipt.to_dict()
+    assert list(as_dict) == ["seq", *ENTRY_KEYS, "leaf_hash"]
+    assert as_dict == {"seq": receipt.seq, **receipt.entry(), "leaf_hash": receipt.leaf_hash.hex()}
+    assert orjson.loads(receipt.to_json()) == as_dict
+
+
 def test_entry_has_every_key_even_when_null(ledger: Ledger, request_for: MakeRequest) -> None:
     receipt = ledger.append(request_for("payment_captured"))
     entry = orjson.loads(receipt.entry_bytes)
