@@ -1,10 +1,13 @@
 """PostgreSQL, against eventsourcing's PostgreSQL recorder in the same run.
 
 1. Batched import: ``Ledger.append_batch`` (validation, RFC 8785 bytes, leaf hashes, seq under
-   the sequencing lock, COPY, Merkle integration in the same transaction) vs eventsourcing's
+   the sequencing lock, COPY; on PostgreSQL the Merkle tree is extended later, by
+   ``receipts integrate`` or the server, not in the writer's transaction) vs eventsourcing's
    ``PostgresApplicationRecorder.insert_events`` (it too hands out a dense, global notification
    id under a table lock) storing the same number of events (state = the payload JSON), batches
-   of the same size, one transaction per batch, each in a fresh database.
+   of the same size, one transaction per batch, each in a fresh database. Both workloads are
+   made before the clock and ``gc.freeze()``-d, as in bench/ingest.py, so that neither pays
+   for collections that walk the other's (or its own) pre-made input.
 2. Single-receipt appends per second with 16 concurrent writer processes.
 
     python bench/postgres.py [--n 200000] [--repeat 3] [--writers 16] [--per-writer 500]
@@ -15,6 +18,7 @@ Needs the PostgreSQL server at 127.0.0.1:5432 (RECEIPTS_TEST_PG to change), user
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import subprocess
@@ -52,14 +56,24 @@ def url(name: str) -> str:
     return ADMIN.rsplit("/", 1)[0] + "/" + name
 
 
-def run_ours(requests: list[dict]) -> float:
+def backend_cpu(pid: int) -> float:
+    """CPU seconds a PostgreSQL backend on this machine has used (from /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_ours(requests: list[dict]) -> tuple[float, float, float]:
+    """Wall seconds, client CPU seconds and the backend's CPU seconds of the import."""
     with database() as name, Ledger.open(url(name)) as ledger:
-        start = time.perf_counter()
+        pid = ledger.store.execute("SELECT pg_backend_pid()")[0][0]  # type: ignore[attr-defined]
+        server, client, start = backend_cpu(pid), time.process_time(), time.perf_counter()
         for i in range(0, len(requests), BATCH):
             ledger.append_batch(requests[i : i + BATCH], producer=PRODUCER)
         elapsed = time.perf_counter() - start
+        client, server = time.process_time() - client, backend_cpu(pid) - server
         assert ledger.size() == len(requests)
-        return elapsed
+        return elapsed, client, server
 
 
 def run_es(events: list[StoredEvent]) -> float:
@@ -137,12 +151,24 @@ def main() -> None:
         StoredEvent(uuid.uuid4(), 1, f"bench:{r['event_type']}", orjson.dumps(r["payload"]))
         for r in requests
     ]
+    gc.collect()
+    gc.freeze()
     rates: dict[str, list[float]] = {"ours": [], "es": []}
+    cpu_us: dict[str, list[float]] = {"client": [], "server": []}  # ours, per receipt
     for rep in range(args.repeat):
         for who in ("ours", "es") if rep % 2 == 0 else ("es", "ours"):
-            seconds = run_ours(requests) if who == "ours" else run_es(events)
+            split = ""
+            if who == "ours":
+                seconds, client, server = run_ours(requests)
+                cpu_us["client"].append(client / args.n * 1e6)
+                cpu_us["server"].append(server / args.n * 1e6)
+                split = f" (CPU a receipt: client {cpu_us['client'][-1]:.1f} µs, " \
+                        f"PostgreSQL backend {cpu_us['server'][-1]:.1f} µs)"  # fmt: skip
+            else:
+                seconds = run_es(events)
             rates[who].append(args.n / seconds)
-            print(f"repeat {rep + 1}/{args.repeat} {who:5s} {args.n / seconds:>10,.0f} receipts/s")
+            print(f"repeat {rep + 1}/{args.repeat} {who:5s} {args.n / seconds:>10,.0f} "
+                  f"receipts/s{split}")  # fmt: skip
     concurrent = [run_concurrent(args.writers, args.per_writer) for _ in range(args.repeat)]
     for c in concurrent:
         print(f"{args.writers} writers x {args.per_writer} single appends: {c:,.0f} receipts/s")
@@ -150,9 +176,12 @@ def main() -> None:
     ratio = med["ours"] / med["es"]
     print(f"batched import: ours {med['ours']:,.0f}/s (target >= 50,000), eventsourcing "
           f"{med['es']:,.0f}/s, ratio {ratio:.2f}x (target >= 2x)")  # fmt: skip
+    print(f"ours, CPU a receipt: client {median(cpu_us['client']):.1f} µs, PostgreSQL backend "
+          f"{median(cpu_us['server']):.1f} µs")  # fmt: skip
     print(f"single appends with {args.writers} concurrent writers: {median(concurrent):,.0f}/s")
     print(json.dumps({"bench": "postgres", "n": args.n, "repeat": args.repeat, "machine": facts,
                       "rates": rates, "medians": med, "ratio_ours_vs_es": ratio,
+                      "ours_cpu_us_per_receipt": cpu_us,
                       "concurrent_single_appends_per_s": concurrent,
                       "writers": args.writers, "per_writer": args.per_writer}))  # fmt: skip
 
