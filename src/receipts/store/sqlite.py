@@ -381,8 +381,8 @@ class SQLiteStore:
         committed frames. Stops at ``close``."""
         if self.path == ":memory:" or self._checkpointer is not None:
             return
-        conn = self._connect()
         with self._lock, _translated():
+            conn = self._connect()
             self._conn.execute(f"PRAGMA wal_autocheckpoint = {_WAL_BOUND_PAGES}")
         self._checkpointer = threading.Thread(
             target=self._checkpoint_loop, args=(conn, interval), name="wal-checkpoint", daemon=True
