@@ -3,6 +3,7 @@ errors as one JSON object on stderr, exit codes 0 / 1 / 2."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -19,7 +20,7 @@ import jsonschema
 import pytest
 
 from conftest import SEED_DOMAINS, SEED_TYPE_COUNT, build_request, schema_refs
-from receipts import Catalog, ReceiptsError
+from receipts import Catalog, Ledger, ReceiptsError
 from receipts.cli import main
 from receipts.cli.demo import story
 
@@ -254,6 +255,37 @@ def test_malformed_json_line_is_a_validation_error(cli: Cli, request_for: MakeRe
     assert run.pointers == ["/1"]
     assert "line 2" in run.error["message"]
     assert cli.size() == 0
+
+
+def test_import_collects_garbage_itself_and_gives_collection_back(
+    ledger: Ledger, request_for: MakeRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``import_file`` turns automatic collection off while it imports, collects every few
+    batches instead, and turns it back on afterwards, also when a malformed line stops it."""
+    from receipts.cli import bulk
+
+    collections: list[int] = []
+    monkeypatch.setattr(bulk, "_COLLECT_EVERY", 2)
+    monkeypatch.setattr(bulk.gc, "collect", lambda: collections.append(gc.isenabled()) or 0)
+    bad = request_for("payment_captured", entity_id="pi_bad")
+    bad["payload"]["amount"] = -5
+    lines = [request_for("payment_captured", entity_id=f"pi_{i}") for i in range(50)]
+    lines[23] = bad  # batch 3 of 5 (lines 21-30) is refused
+    path = tmp_path / "in.jsonl"
+    path.write_text(jsonl(*lines))
+    assert gc.isenabled()
+    report = bulk.import_file(ledger, path, "service_role_pipeline", 10)
+    assert (report["imported"], report["rejected_batches"], report["receipts"]) == (40, 1, 40)
+    assert report["rejected"][0]["lines"] == [21, 30]
+    assert [e["pointer"] for e in report["rejected"][0]["errors"]] == ["/23/payload/amount"]
+    assert collections == [False, False]  # after batches 2 and 4, with automatic collection off
+    assert gc.isenabled()
+
+    path.write_text(jsonl(*lines[:10]).replace("pi_", "pj_") + "{not json\n")
+    with pytest.raises(ReceiptsError, match="line 11"):
+        bulk.import_file(ledger, path, "service_role_pipeline", 10)
+    assert gc.isenabled()
+    assert ledger.size() == 50  # the batch before the malformed line was stored
 
 
 def test_empty_input_appends_nothing(cli: Cli) -> None:
