@@ -260,12 +260,12 @@ def test_malformed_json_line_is_a_validation_error(cli: Cli, request_for: MakeRe
 def test_import_collects_garbage_itself_and_gives_collection_back(
     ledger: Ledger, request_for: MakeRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``import_file`` turns automatic collection off while it imports, collects every few
-    batches instead, and turns it back on afterwards, also when a malformed line stops it."""
+    """``import_file`` turns automatic collection off while it imports, collects every so many
+    lines instead, and turns it back on afterwards, also when a malformed line stops it."""
     from receipts.cli import bulk
 
-    collections: list[int] = []
-    monkeypatch.setattr(bulk, "_COLLECT_EVERY", 2)
+    collections: list[bool] = []
+    monkeypatch.setattr(bulk, "_COLLECT_EVERY", 20)  # lines
     monkeypatch.setattr(bulk.gc, "collect", lambda: collections.append(gc.isenabled()) or 0)
     bad = request_for("payment_captured", entity_id="pi_bad")
     bad["payload"]["amount"] = -5

@@ -44,6 +44,7 @@ ENTRY_KEYS: Final = (
 
 _MAX_SAFE_INT: Final = 2**53 - 1
 _JSON_KEYS: Final = ("seq", *ENTRY_KEYS, "leaf_hash")  # a stored receipt's JSON form, in order
+_SEQ_AND_ENTRY: Final = 1 + len(ENTRY_KEYS)  # a Receipt's leading fields: seq, then the entry's
 _entry_values: Final = itemgetter(*ENTRY_KEYS)
 _new_tuple: Final = tuple.__new__
 
@@ -222,7 +223,7 @@ class Receipt(NamedTuple):
     def to_dict(self) -> dict[str, Any]:
         """JSON form: ``seq`` first, the entry's fields, ``leaf_hash`` as lowercase hex."""
         # One dict from one zip: 1.7 -> 1.1 µs a receipt, and a batch answers with thousands.
-        return dict(zip(_JSON_KEYS, (*self[:15], self.leaf_hash.hex()), strict=True))
+        return dict(zip(_JSON_KEYS, (*self[:_SEQ_AND_ENTRY], self.leaf_hash.hex()), strict=True))
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.to_dict())

@@ -15,8 +15,8 @@ from ..errors import ReceiptsError
 from ..ledger import Ledger
 from .jsonin import Batch, read_batches
 
-# Batches between full collections while importing (see import_file).
-_COLLECT_EVERY = 100
+# Lines imported between full collections (see import_file): 100 batches of the default size.
+_COLLECT_EVERY = 500_000
 
 
 def _line_of(pointer: str) -> int | None:
@@ -37,15 +37,18 @@ def import_file(ledger: Ledger, path: Path, producer: str, batch_size: int) -> d
         # the cyclic garbage collector to move them to its oldest generation and then scan them
         # again and again in full collections; yet they hold no reference cycles and go with
         # their last reference. So the import runs with automatic collection off (+3 % for
-        # 200,000 lines into PostgreSQL, docs/benchmarks.md §4) and collects in full every
-        # _COLLECT_EVERY batches, for whatever cycle might form anyway.
+        # 200,000 lines into PostgreSQL, docs/benchmarks.md §4) and collects in full once per
+        # _COLLECT_EVERY lines, for whatever cycle might form anyway.
         was_enabled = gc.isenabled()
         gc.disable()
+        uncollected = 0  # lines read since the last full collection
         try:
-            for number, batch in enumerate(read_batches(handle.fileno(), batch_size), 1):
+            for batch in read_batches(handle.fileno(), batch_size):
                 imported += _import_batch(ledger, batch, producer, rejected)
-                if number % _COLLECT_EVERY == 0:
+                uncollected += len(batch.items)
+                if uncollected >= _COLLECT_EVERY:
                     gc.collect()
+                    uncollected = 0
                 progress.update(task, completed=handle.tell())
         finally:
             if was_enabled:
