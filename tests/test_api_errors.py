@@ -4,7 +4,10 @@ nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import pickle
+import socket
+import sqlite3
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +16,12 @@ from typing import Any
 
 import pytest
 
+from receipts import Ledger, Receipt
+from receipts.api import Settings
+from receipts.api.writer import WriterProcess, _Channel, _frame
 from receipts.errors import ErrorDetail, OverloadedError, ReceiptsError
+from receipts.ledger import Pending
+from receipts.tlog import Signer
 from test_api_support import (
     AUTH_A,
     SERVICE,
@@ -365,6 +373,56 @@ def test_a_writer_process_that_dies_is_a_503_and_the_next_request_starts_a_new_o
         assert stored["seq"] == 0 and committer._proc is not old
         assert api.append(body) == stored
         assert api.ledger.size() == 1
+
+
+def test_a_group_in_flight_when_the_server_stops_is_committed_and_answered(
+    tmp_path: Path,
+) -> None:
+    """Shutdown half-closes the socket: the writer process commits what it was sent, answers,
+    and only then exits. A request in flight gets its receipt, not a 503."""
+    ledger = Ledger.open(str(tmp_path / "stopping.db"), signer=Signer.generate("example.org/s"))
+    settings = Settings(jwt_secret="s" * 32, checkpoint_interval=0.01)
+    body = ledger.validator.validate_batch([refund("r-1")], "service_role_pipeline")
+
+    async def scenario() -> list[Receipt]:
+        committer = WriterProcess(ledger, settings, lambda size: None)
+        await committer.start()
+        holder = sqlite3.connect(ledger.store.path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # the writer waits for the lock with r-1 in hand
+        submitted = asyncio.create_task(
+            committer.submit([Pending(body[0], "service_role_pipeline", "")])
+        )
+        while committer.waiting == 0:
+            await asyncio.sleep(0.01)
+        stopping = asyncio.create_task(committer.stop())
+        await asyncio.sleep(0.3)
+        assert not submitted.done() and not stopping.done()
+        holder.execute("ROLLBACK")
+        holder.close()
+        stored = await submitted
+        await stopping
+        assert committer._proc is not None and committer._proc.returncode == 0
+        return stored
+
+    with ledger:
+        stored = asyncio.run(scenario())
+        assert [r.seq for r in stored] == [0]
+        assert ledger.get(stored[0].id) == stored[0]
+
+
+def test_a_writer_process_whose_parent_is_gone_goes_on_without_telling_it() -> None:
+    """Killed parent: the child's sends fail with EPIPE; it commits what it has read, sends
+    nothing more and exits on EOF instead of dying with a traceback."""
+    parent, child = socket.socketpair()
+    channel = _Channel(child)
+    parent.sendall(_frame(1, ["group"]))
+    parent.close()
+    channel.receive(1)
+    assert channel.closed and list(channel.frames) == [(1, ["group"])]
+    channel.send(b"answer")
+    channel.send(b"checkpoint")
+    assert channel.deaf
+    child.close()
 
 
 @pytest.mark.parametrize("path", ["/v0/receipts", "/events"])

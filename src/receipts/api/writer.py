@@ -20,6 +20,9 @@ one (it parses, authenticates and validates every request); under batch load the
 Group commit: the child takes every group waiting on the socket (up to ``group_max`` receipts)
 into one transaction, so throughput grows with concurrency without a timed wait.
 
+Shutdown: the parent half-closes its end; the child commits and answers the groups it has, then
+sees EOF and exits. If the parent is gone, the child commits what it has read and sends nothing.
+
 Contract: a request's future MUST NOT resolve before the child has reported its commit. If the
 child dies, requests in flight fail with a StorageError (503: retry with the same id; an
 idempotent retry returns the receipt if it was stored) and the next request starts a new child.
@@ -124,10 +127,14 @@ class WriterProcess(Committer):
         )
 
     async def stop(self) -> None:
-        if self._out is not None:
-            self._out.close()  # the child finishes what it has, then sees EOF and exits
+        if self._out is not None and not self._out.is_closing():
+            # Half-close: the child sees EOF, answers what it has and exits, which closes its
+            # end; the reader takes those answers until then.
+            self._out.write_eof()
         if self._reader is not None:
             await self._reader
+        if self._out is not None:
+            self._out.close()
         proc = self._proc
         if proc is not None:
             try:
@@ -227,7 +234,8 @@ class _Channel:
         self.sock = sock
         self.buffer = bytearray()
         self.frames: deque[tuple[int, Any]] = deque()
-        self.closed = False
+        self.closed = False  # the parent sends no more
+        self.deaf = False  # the parent hears no more: it was killed, or closed its end
 
     def receive(self, timeout: float | None) -> None:
         """Wait up to ``timeout`` for data, then take everything that has arrived."""
@@ -238,6 +246,8 @@ class _Channel:
                 data = self.sock.recv(1 << 20, socket.MSG_DONTWAIT)
             except BlockingIOError:
                 break
+            except ConnectionResetError:
+                data = b""
             if not data:
                 self.closed = True
             self.buffer += data
@@ -262,7 +272,14 @@ class _Channel:
         return groups
 
     def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
+        """Tell the parent; if it can no longer hear, go on without telling: what is committed
+        stays committed, and the frames already received are still committed before exit."""
+        if self.deaf:
+            return
+        try:
+            self.sock.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            self.deaf = True
 
 
 def _commit(ledger: Ledger, groups: list[tuple[int, list[Pending]]]) -> bytes:
