@@ -117,13 +117,18 @@ def test_a_large_batch_mixes_new_revised_and_retried_receipts(api: Api) -> None:
     assert len({r["recorded_at"] for r in fresh}) == 1
     for body in fresh:
         assert api.ledger.get(body["id"]).to_dict() == body
+    # New ids of the ledger's making beside a retry with its own: the retry still finds its
+    # first receipt (the writer gets the requests that carry an id, and only those).
+    mixed = api.append([refund(f"m-{i}") for i in range(16)] + [batch[0]])
+    assert mixed[16] == stored[0]
+    assert [r["seq"] for r in mixed[:16]] == list(range(34, 50))
 
     big = [refund(f"r-{i}") for i in range(20)]
     big[17] = captured("pi-1")
     big[17]["payload"]["amount"] = 2**60  # not an I-JSON number: refused before any write
     response = api.post(big)
     assert_problem(response, 422, "validation_failed", ["/17/payload"])
-    assert api.ledger.size() == 34
+    assert api.ledger.size() == 50
 
 
 # --- reading -------------------------------------------------------------------------------------

@@ -161,13 +161,14 @@ class Ledger:
         }
         return self.append(request, producer=producer)
 
-    def commit(self, pending: Sequence[Pending]) -> list[Receipt]:
-        """Durably store already validated requests in ONE transaction (all or nothing)."""
-        requests = [p.request for p in pending]
+    def commit(self, pending: Sequence[Item]) -> list[Receipt]:
+        """Durably store already validated requests in ONE transaction (all or nothing).
+        ``pending`` holds ``Pending`` or plain tuples of the same fields (``Item``)."""
+        requests = [p[0] for p in pending if p[0] is not None]
         ids = [r.id for r in requests if r.id]
         return self._store(pending, ids, [r.supersedes_id for r in requests if r.supersedes_id])
 
-    def _store(self, pending: Iterable[_Item], ids: list[str], targets: list[str]) -> list[Receipt]:
+    def _store(self, pending: Iterable[Item], ids: list[str], targets: list[str]) -> list[Receipt]:
         """Store ``pending`` in one transaction. ``ids`` and ``targets`` must include every
         request's id and supersedes_id (they are looked up before the first row is written)."""
         now = format_time(self._clock())
@@ -179,7 +180,7 @@ class Ledger:
             return stored
 
     def commit_groups(
-        self, groups: Sequence[Sequence[Pending]]
+        self, groups: Sequence[Sequence[Item]]
     ) -> list[list[Receipt] | ReceiptsError]:
         """Group commit: store several independent atomic groups (e.g. concurrent HTTP
         requests) in ONE transaction when all succeed. If any is refused, fall back to one
@@ -353,7 +354,9 @@ def _time_arg(name: str, value: str | None) -> str | None:
 # A new receipt made ahead of its commit (``Ledger.prebuild``): a ``Receipt`` as a plain tuple
 # (it crosses a process boundary), with seq 0 until the commit gives it one.
 Built = tuple[Any, ...]
-_Item = tuple[Request, str, str, Built | None]  # what Pending holds, for plain tuples too
+# What Pending holds, as a plain tuple too. The request may be None beside a receipt made ahead
+# with an id of its own making (``Ledger.prebuild``): it is new, so nothing compares with it.
+Item = tuple[Request | None, str, str, Built | None]
 
 
 class Pending(NamedTuple):
@@ -376,7 +379,7 @@ class _Batch:
         self.heads: dict[str, Receipt] = {}
         self.new: list[Receipt] = []  # the receipts this transaction inserts, in seq order
 
-    def run(self, pending: Iterable[_Item], ids: list[str], targets: list[str]) -> list[Receipt]:
+    def run(self, pending: Iterable[Item], ids: list[str], targets: list[str]) -> list[Receipt]:
         if ids or targets:
             self.by_id = self.txn.find(ids + targets)
             self.heads = self.txn.heads(
@@ -388,20 +391,26 @@ class _Batch:
         self.txn.insert(self._build(pending, self.txn.next_seq(), out))
         return out
 
-    def _build(self, pending: Iterable[_Item], seq: int, out: list[Receipt]) -> Iterator[Receipt]:
+    def _build(self, pending: Iterable[Item], seq: int, out: list[Receipt]) -> Iterator[Receipt]:
         """The new receipts, in seq order; ``out`` gets every request's receipt (new or prior).
         ``pending`` holds (request, producer, pointer, built) like ``Pending``."""
         new, now = self.new, self.now
         for request, producer, pointer, built in pending:
-            receipt_id = built[1] if built is not None else request.id or str(uuid_utils.uuid7())
+            if built is None:
+                assert request is not None  # only a receipt made ahead may come without it
+                receipt_id = request.id or str(uuid_utils.uuid7())
+            else:
+                receipt_id = built[1]
             prior = self.by_id.get(receipt_id)
             if prior is not None:
+                assert request is not None  # an id of the ledger's making is new
                 _same_or_conflict(prior, request, producer, pointer)
                 out.append(prior)
                 continue
             if built is not None:  # a new assert, made ahead (Ledger.prebuild): give it its seq
                 receipt = Receipt._make((seq, *built[1:]))
             else:
+                assert request is not None
                 head = (
                     None  # an assert starting its own logical event, the usual case
                     if request.op == "assert" and request.logical_id is None
