@@ -394,6 +394,79 @@ def test_the_background_checkpointer_copies_the_wal_into_the_file(
         assert list(reopened.query()) == stored
 
 
+# The secondary indexes as migrations 0001 and 0003 made them, before 0004.
+_OLDER_INDEXES = """
+DROP INDEX ledger_events_v0_entity;
+CREATE INDEX ledger_events_v0_entity ON ledger_events_v0 (entity_type, entity_id, seq);
+DROP INDEX ledger_events_v0_correlation;
+CREATE INDEX ledger_events_v0_correlation ON ledger_events_v0 (correlation_id, seq)
+    WHERE correlation_id IS NOT NULL;
+DROP INDEX ledger_events_v0_type;
+CREATE INDEX ledger_events_v0_type ON ledger_events_v0 (event_type, seq);
+DROP INDEX ledger_events_v0_owner;
+CREATE INDEX ledger_events_v0_owner ON ledger_events_v0 (owner_user_id, seq);
+DELETE FROM receipts_migrations WHERE version = 4;
+"""
+
+
+def _answers(ledger: Ledger) -> list[list[int]]:
+    q = ledger.query
+    return [
+        [r.seq for r in found]
+        for found in (
+            ledger.history("payment_intent:pi_1"),
+            q(entity="payment_intent:pi_1", after=0, limit=1),
+            ledger.trace("flow-even"),
+            q(correlation_id="flow-odd", after=2),
+            q(event_type="report_created", after=3, limit=2),
+            q(visible_to="user_a"),
+            q(visible_to="user_a", after=12),
+        )
+    ]
+
+
+def _plan(ledger: Ledger, where: str, args: tuple[Any, ...]) -> str:
+    sql = f"EXPLAIN QUERY PLAN SELECT * FROM ledger_events_v0 WHERE {where} ORDER BY seq"
+    return " / ".join(row[-1] for row in ledger.store.execute(sql, args))  # type: ignore[attr-defined]
+
+
+@pytest.mark.backends("sqlite")
+def test_an_older_file_gets_the_slimmer_indexes_and_answers_as_before(
+    filled_ledger: Ledger, request_for: MakeRequest
+) -> None:
+    for entity_id in ("rp_a", "rp_b"):
+        filled_ledger.append(request_for("report_created", entity_id=entity_id,
+                                         owner_user_id="user_a"), producer="client")  # fmt: skip
+    path = filled_ledger.store.path  # type: ignore[attr-defined]
+    expected = _answers(filled_ledger)
+    assert expected[5] == [12, 13] and expected[6] == [13]
+    filled_ledger.close()
+    older = sqlite3.connect(path)
+    older.executescript(_OLDER_INDEXES)
+    older.close()
+
+    with Ledger.open(path) as reopened:
+        assert reopened.store.applied == ["0004_slim_indexes.sql"]  # type: ignore[attr-defined]
+        indexes = dict(reopened.store.execute(  # type: ignore[attr-defined]
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+            "AND tbl_name = 'ledger_events_v0'"
+        ))  # fmt: skip
+        assert all("seq" not in sql for sql in indexes.values()), indexes
+        assert "WHERE owner_user_id IS NOT NULL" in indexes["ledger_events_v0_owner"]
+        assert _answers(reopened) == expected
+        # Paging by seq still walks an index: the rowid ends every entry.
+        entity = "entity_type = ? AND entity_id = ? AND seq > ?"
+        assert "ledger_events_v0_entity (entity_type=? AND entity_id=? AND rowid>?)" in _plan(
+            reopened, entity, ("payment_intent", "pi_1", 0)
+        )
+        owner = "owner_user_id = ? AND seq > ?"
+        assert "ledger_events_v0_owner (owner_user_id=? AND rowid>?)" in _plan(
+            reopened, owner, ("user_a", 0)
+        )
+        reopened.append(request_for("report_created", owner_user_id="user_a"), producer="client")
+        assert [r.seq for r in reopened.query(visible_to="user_a")] == [12, 13, 14]
+
+
 # --- stored bytes ------------------------------------------------------------------------------
 
 
