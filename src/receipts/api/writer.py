@@ -51,6 +51,7 @@ from ..model import Receipt
 from ..store.sqlite import SQLiteStore
 from ..tlog import Signer
 from .commit import Committer
+from .process import settle_gc
 from .settings import Settings
 
 log = logging.getLogger("receipts.api.writer")
@@ -346,5 +347,6 @@ def main(fd: int) -> None:
     if isinstance(ledger.store, SQLiteStore):  # it is: the writer process serves SQLite files
         ledger.store.checkpoint_in_background()
     with ledger:
+        settle_gc()
         channel.send(_frame(_NOTICE, ("ready", None)))
         _serve(ledger, channel, config["group_max"], config["checkpoint_interval"])

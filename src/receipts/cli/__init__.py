@@ -294,6 +294,7 @@ def serve(c: _Context, host: str, port: int, insecure_dev: bool) -> None:
     import uvicorn
 
     from ..api import Settings, create_app
+    from ..api.process import settle_gc
 
     settings = Settings.from_env(insecure_dev=insecure_dev)  # refuses without a JWT secret
     if settings.store_unknown_cloudevents:
@@ -306,7 +307,9 @@ def serve(c: _Context, host: str, port: int, insecure_dev: bool) -> None:
         ledger.signer = generate_key(path, default_origin(c.db))
         click.echo(f"generated signing key {path}; verifier key: "
                    f"{ledger.signer.verifier().to_key_string()}", err=True)  # fmt: skip
-    uvicorn.run(create_app(ledger, settings), host=host, port=port, log_level="warning")
+    app = create_app(ledger, settings)
+    settle_gc()
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 @cli.group()
