@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import pickle
+import signal
 import socket
 import sqlite3
 import time
@@ -17,9 +18,9 @@ from typing import Any
 import pytest
 
 from receipts import Ledger, Receipt
-from receipts.api import Settings
+from receipts.api import Settings, writer
 from receipts.api.writer import WriterProcess, _Channel, _frame
-from receipts.errors import ErrorDetail, OverloadedError, ReceiptsError
+from receipts.errors import ErrorDetail, OverloadedError, ReceiptsError, StorageError
 from receipts.ledger import Pending
 from receipts.tlog import Signer
 from test_api_support import (
@@ -408,6 +409,41 @@ def test_a_group_in_flight_when_the_server_stops_is_committed_and_answered(
         stored = asyncio.run(scenario())
         assert [r.seq for r in stored] == [0]
         assert ledger.get(stored[0].id) == stored[0]
+
+
+def test_a_writer_process_stuck_at_shutdown_is_killed_and_its_group_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Shutdown waits for the child's answers, but not for ever: past the bound the child is
+    killed, and the request it held fails as lost (retry with the same id), not hangs."""
+    monkeypatch.setattr(writer, "_STOP_WAIT", 0.5)
+    ledger = Ledger.open(str(tmp_path / "stuck.db"))
+    body = ledger.validator.validate_batch([refund("r-1")], "service_role_pipeline")
+
+    async def scenario() -> BaseException:
+        committer = WriterProcess(ledger, Settings(jwt_secret="s" * 32), lambda size: None)
+        await committer.start()
+        holder = sqlite3.connect(ledger.store.path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # held throughout: the child cannot commit
+        try:
+            submitted = asyncio.create_task(
+                committer.submit([Pending(body[0], "service_role_pipeline", "")])
+            )
+            while committer.waiting == 0:
+                await asyncio.sleep(0.01)
+            await committer.stop()
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert committer._proc is not None and committer._proc.returncode == -signal.SIGKILL
+        (outcome,) = await asyncio.gather(submitted, return_exceptions=True)
+        assert isinstance(outcome, BaseException)
+        return outcome
+
+    with ledger:
+        error = asyncio.run(scenario())
+    assert isinstance(error, StorageError) and "retry it with the same id" in error.message
+    assert "did not finish in 0.5 s; killing it" in caplog.text
 
 
 def test_a_writer_process_whose_parent_is_gone_goes_on_without_telling_it() -> None:

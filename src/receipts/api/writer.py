@@ -71,6 +71,8 @@ _ENTRY_BYTES: Final = Receipt._fields.index("entry_bytes")
 # 208 KiB, the rest of a frame waited in the HTTP process until its event loop had time to send
 # it, and the writer process sat idle meanwhile (about a fifth of its time under batch load).
 _SOCKET_BUFFER: Final = 4 << 20
+# How long shutdown waits for the child to answer what it has, and then to exit.
+_STOP_WAIT: Final = 30.0
 _CHILD: Final = "import sys; from receipts.api.writer import main; main(int(sys.argv[1]))"
 
 
@@ -133,13 +135,19 @@ class WriterProcess(Committer):
             # end; the reader takes those answers until then.
             self._out.write_eof()
         if self._reader is not None:
-            await self._reader
+            try:
+                await asyncio.wait_for(asyncio.shield(self._reader), _STOP_WAIT)
+            except TimeoutError:  # stuck (a lock held elsewhere?): what it has not answered fails
+                log.error("the writer process did not finish in %s s; killing it", _STOP_WAIT)
+                if self._proc is not None:
+                    self._proc.kill()
+                await self._reader
         if self._out is not None:
             self._out.close()
         proc = self._proc
         if proc is not None:
             try:
-                await asyncio.get_running_loop().run_in_executor(None, proc.wait, 30)
+                await asyncio.get_running_loop().run_in_executor(None, proc.wait, _STOP_WAIT)
             except subprocess.TimeoutExpired:
                 log.error("the writer process did not exit; killing it")
                 proc.kill()
