@@ -17,6 +17,7 @@ and an ``exit_code`` (for the CLI), so both edges map errors in exactly one plac
     │   ├── PayloadTooLargeError    the body is over the size limit       413
     │   └── UnsupportedMediaTypeError  the content type is not accepted  415
     ├── VerificationError           a signature, proof or hash does not check out     422 / exit 1
+    │   └── TamperedError           stored data no longer matches what the log proves  500
     ├── SigningKeyError             signing keys missing or unusable      500 / exit 1
     ├── OverloadedError             too much work queued; retry later     429 / exit 1
     └── StorageError                the database failed (driver errors end here)       503 / exit 1
@@ -154,6 +155,14 @@ class UnsupportedMediaTypeError(FormatError):
 class VerificationError(ReceiptsError):
     code = "verification_failed"
     http_status = 422
+
+
+class TamperedError(VerificationError):
+    """The ledger's own stored data does not check out: a row, node or checkpoint was altered
+    outside the ledger. Never the caller's fault, and never answered with the altered data."""
+
+    code = "tampered"
+    http_status = 500
 
 
 class SigningKeyError(ReceiptsError):
