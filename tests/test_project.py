@@ -156,3 +156,13 @@ def test_every_cli_command_has_help_and_is_documented() -> None:
         # `receipts [--db …] NAME`: options may stand between the program and the command.
         pattern = rf"receipts (?:--?\S+(?: \S+)? )*{re.escape(name)}\b"
         assert re.search(pattern, docs), f"`receipts {name}` is not shown in README.md or docs/"
+
+
+def test_every_receipts_variable_is_documented() -> None:
+    names = set()
+    for folder in ("src", "tests", "bench"):
+        for path in (ROOT / folder).rglob("*.py"):
+            names |= set(re.findall(r"RECEIPTS_[A-Z][A-Z0-9_]*", path.read_text()))
+    documented = (ROOT / "docs" / "configuration.md").read_text()
+    missing = sorted(n for n in names if f"`{n}`" not in documented)
+    assert not missing, f"not in docs/configuration.md: {missing}"
