@@ -56,6 +56,7 @@ def test_readme_demo_command_runs_on_a_fresh_folder(tmp_path: Path) -> None:
 LAYERS = {
     "errors": 0,
     "limits": 0,
+    "jsontext": 1,
     "tlog": 1,
     "model": 1,
     "catalog": 1,

@@ -19,6 +19,8 @@ from .errors import UsageError
 MAX_DEPTH: Final = 64
 # JSON numbers are IEEE-754 doubles in RFC 8785: integers beyond this are not exact.
 MAX_SAFE_INTEGER: Final = 2**53 - 1
+# Characters of a receipt's entity_type, entity_id and owner_user_id.
+MAX_ID_LENGTH: Final = 1024
 # One receipt request (its payload as compact JSON), whatever the ingress; configurable.
 DEFAULT_MAX_RECEIPT_BYTES: Final = 256 * 1024
 RECEIPT_BYTES_VARIABLE: Final = "RECEIPTS_MAX_RECEIPT_BYTES"

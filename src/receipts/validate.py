@@ -9,13 +9,15 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 import jsonschema_rs
 import orjson
 
 from .catalog import CONVENTIONS, Catalog, EventType
 from .errors import ErrorDetail, PermissionDeniedError, ValidationError, json_pointer
+from .jsontext import is_exact, value_problems
+from .limits import MAX_ID_LENGTH, max_receipt_bytes
 from .model import OPS, PRODUCERS, normalize_time, normalize_uuid
 
 REQUEST_FIELDS: Final = frozenset(
@@ -81,13 +83,6 @@ class Request:
 NUL: Final = "U+0000 (NUL) is not allowed: not every backend can store it"
 
 
-def _carries_nul(payload: dict[str, Any]) -> bool:
-    try:
-        return b"\\u0000" in orjson.dumps(payload)  # the one way JSON can carry U+0000
-    except TypeError:  # e.g. a lone surrogate: canonicalization reports it, with its pointer
-        return False
-
-
 def nul_problems(value: Any, pointer: str = "") -> list[ErrorDetail]:
     """Every string or member name holding U+0000, by pointer."""
     problems, stack = [], [(value, pointer)]
@@ -114,8 +109,11 @@ def _compile(schema: dict[str, Any]) -> Any:
 class Validator:
     """Compiled validators for every event type of a catalog."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, *, max_payload_bytes: int | None = None) -> None:
         self.catalog = catalog
+        self.max_payload_bytes = (
+            max_receipt_bytes() if max_payload_bytes is None else max_payload_bytes
+        )
         self._payload = {t.name: _compile(t.schema()) for t in catalog}
         self._void = _compile(VOID_SCHEMA)
 
@@ -195,11 +193,9 @@ class Validator:
             event_type is None
             or raw.get("domain") != event_type.domain
             or raw.get("entity_type") not in event_type.entity_types
-            or type(entity_id) is not str
-            or not entity_id
-            or "\x00" in entity_id
+            or not _plain_text(entity_id)
             or type(payload) is not dict
-            or not (owner is None or (type(owner) is str and owner and "\x00" not in owner))
+            or not (owner is None or _plain_text(owner))
         ):
             return _UNDECIDED
         start = len(problems)
@@ -238,9 +234,10 @@ class Validator:
                 bad(key, "required field is missing")
         for key in ("domain", "event_type", "entity_type", "entity_id", "owner_user_id"):
             value = raw.get(key)
-            if type(value) is str and "\x00" in value:
-                bad(key, NUL)
-            elif key in raw and key != "owner_user_id" and (type(value) is not str or not value):
+            if type(value) is str:
+                for problem in _text_problems(value):
+                    bad(key, problem)
+            if key in raw and key != "owner_user_id" and (type(value) is not str or not value):
                 bad(key, "expected a non-empty string")
         payload = raw.get("payload")
         if "payload" in raw and type(payload) is not dict:
@@ -306,13 +303,13 @@ class Validator:
         prefix: str,
         problems: list[ErrorDetail],
     ) -> dict[str, Any]:
+        base = f"{prefix}/payload"
+        if not self._storable(payload, base, problems):
+            return payload  # the schema is not checked against what cannot be stored anyway
         validator = self._void if op == "void" else self._payload[event_type.name]
         if not validator.is_valid(payload):
-            base = f"{prefix}/payload"
             for error in validator.iter_errors(payload):
                 problems.append(_detail(base, error))
-        if _carries_nul(payload):
-            problems += nul_problems(payload, f"{prefix}/payload")
         source = payload.get("source")
         if not event_type.own_source and source is not None and source != producer:
             problems.append(
@@ -328,6 +325,54 @@ class Validator:
         if not event_type.own_source:
             filled.setdefault("source", producer)
         return filled
+
+    def _storable(self, payload: dict[str, Any], base: str, problems: list[ErrorDetail]) -> bool:
+        """Whether the payload can be stored exactly as sent (docs/limits.md): nesting, numbers,
+        JSON types, valid Unicode without U+0000, size. Adds a problem per offending value."""
+        try:
+            text = orjson.dumps(payload)  # fails on non-JSON types and lone surrogates
+        except TypeError:
+            text = None
+        if text is None or not is_exact(payload):
+            found = value_problems(payload, base)
+            if found:
+                problems += found
+                return False
+        assert text is not None
+        if b"\\u0000" in text:  # the one way JSON carries U+0000: walk only then
+            problems += nul_problems(payload, base)
+            return False
+        if len(text) > self.max_payload_bytes:
+            problems.append(
+                ErrorDetail(
+                    base,
+                    f"payload is {len(text)} bytes as compact JSON, over the limit of "
+                    f"{self.max_payload_bytes} (RECEIPTS_MAX_RECEIPT_BYTES)",
+                )
+            )
+            return False
+        return True
+
+
+def _plain_text(value: Any) -> TypeGuard[str]:
+    """A non-empty id-like string that needs no closer look (see ``_text_problems``)."""
+    return (
+        type(value) is str
+        and 0 < len(value) <= MAX_ID_LENGTH
+        and value.isascii()
+        and "\x00" not in value
+    )
+
+
+def _text_problems(value: str) -> list[str]:
+    problems = []
+    if "\x00" in value:
+        problems.append(NUL)
+    if len(value) > MAX_ID_LENGTH:
+        problems.append(f"longer than {MAX_ID_LENGTH} characters")
+    if value_problems(value):
+        problems.append("not valid Unicode text (a lone surrogate cannot be stored as UTF-8)")
+    return problems
 
 
 def _detail(base: str, error: Any) -> ErrorDetail:

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 
 from ..errors import (
-    ErrorDetail,
     FormatError,
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
     ValidationError,
 )
+from ..jsontext import loads
 from ..validate import nul_problems
 
 
@@ -40,9 +39,9 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 def parse_json(body: bytes) -> Any:
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise FormatError("malformed JSON body", [ErrorDetail("", str(exc))]) from None
+        return loads(body)
+    except FormatError as exc:
+        raise FormatError("malformed JSON body", exc.errors) from None
 
 
 def reject_nul(value: Any, pointer: str = "") -> None:

@@ -12,7 +12,8 @@ from typing import Any
 
 import orjson
 
-from ..errors import ErrorDetail, ValidationError
+from ..errors import FormatError, ValidationError
+from ..jsontext import loads
 
 MAX_BATCH = 1000
 _IDLE_SECONDS = 0.05
@@ -77,11 +78,9 @@ class _Lines:
 
 def _parse(data: bytes, pointer: str, where: str) -> Any:
     try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise ValidationError(
-            f"malformed JSON {where}", [ErrorDetail(pointer, f"not valid JSON: {exc}")]
-        ) from None
+        return loads(data, pointer)
+    except FormatError as exc:
+        raise ValidationError(f"malformed JSON {where}", exc.errors) from None
 
 
 def read_batches(fd: int, max_batch: int = MAX_BATCH) -> Iterator[Batch]:
@@ -98,10 +97,11 @@ def read_batches(fd: int, max_batch: int = MAX_BATCH) -> Iterator[Batch]:
         yield Batch(items, [f"/{i}" for i in range(len(items))])
         return
     try:
-        item = orjson.loads(first)
+        orjson.loads(first)
     except orjson.JSONDecodeError:  # not one object per line: one (pretty-printed) document
         yield Batch([_parse(first + lines.rest(), "", "in the input")], [""])
         return
+    item = _parse(first, f"/{skipped}", f"on line {skipped + 1}")
     yield from _json_lines(lines, item, skipped + 1, max_batch)
 
 

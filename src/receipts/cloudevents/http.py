@@ -20,6 +20,7 @@ from ..errors import (
     ValidationError,
     json_pointer,
 )
+from ..jsontext import loads
 from .envelope import DATA_MEMBERS, cloudevent_problems, is_json_media_type, is_plainly_valid
 
 STRUCTURED: Final = "application/cloudevents+json"
@@ -111,11 +112,9 @@ def _parse_content_type(value: str | None) -> tuple[str, dict[str, str]]:
 
 def _json(body: bytes, pointer: str) -> Any:
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise FormatError(
-            "body is not valid JSON", [ErrorDetail(pointer, f"invalid JSON: {exc}")]
-        ) from None
+        return loads(body, pointer)
+    except FormatError as exc:
+        raise FormatError("body is not valid JSON", exc.errors) from None
 
 
 def _event(document: Any, pointer: str) -> dict[str, Any]:
