@@ -154,10 +154,13 @@ def test_an_end_user_revises_only_its_own_events(api: Api) -> None:
     amend = {**refund("r-a"), "op": "amend", "supersedes_id": mine["id"]}
     amend["payload"]["reasonCode"] = "duplicate_charge"
 
+    # Another user's receipt is answered exactly as one that does not exist.
     response = api.post(amend, AUTH_B)
-    assert_problem(response, 403, "forbidden", ["/supersedes_id"])
+    assert_problem(response, 404, "not_found", ["/supersedes_id"])
+    unknown = {**amend, "supersedes_id": "0190b2a4-5c6d-7e8f-9a0b-1c2d3e4f5a6b"}
+    assert response.json()["errors"] == api.post(unknown, AUTH_B).json()["errors"]
     response = api.post([refund("r-b"), amend], AUTH_B)
-    assert_problem(response, 403, "forbidden", ["/1/supersedes_id"])
+    assert_problem(response, 404, "not_found", ["/1/supersedes_id"])
     assert api.ledger.size() == 1
 
     revised = api.append(amend, AUTH_A)

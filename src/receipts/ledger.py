@@ -404,6 +404,11 @@ class _Batch:
             prior = self.by_id.get(receipt_id)
             if prior is not None:
                 assert request is not None  # an id of the ledger's making is new
+                if producer == "client" and not _owns(request, prior):
+                    raise IdConflictError(
+                        f"receipt id {receipt_id} is already used",
+                        [ErrorDetail(f"{pointer}/id", "already used; choose another id")],
+                    )
                 _same_or_conflict(prior, request, producer, pointer)
                 out.append(prior)
                 continue
@@ -414,7 +419,7 @@ class _Batch:
                 head = (
                     None  # an assert starting its own logical event, the usual case
                     if request.op == "assert" and request.logical_id is None
-                    else self._head(request, pointer)
+                    else self._head(request, producer, pointer)
                 )
                 receipt = _make(seq, pointer, _entry(request, receipt_id, producer, now, head))
             seq += 1
@@ -423,8 +428,13 @@ class _Batch:
             new.append(receipt)
             yield receipt
 
-    def _head(self, request: Request, pointer: str) -> Receipt | None:
-        """The head a revision supersedes (None for an assert); it must be the current head."""
+    def _head(self, request: Request, producer: str, pointer: str) -> Receipt | None:
+        """The head a revision supersedes (None for an assert); it must be the current head.
+
+        An end user (producer ``client``) revises only its own events: checked here, under the
+        write lock, against the head as stored — a check before the transaction could be raced
+        by the head's own commit. Another user's receipt is answered exactly as a receipt that
+        does not exist, so a user learns nothing about receipts it cannot read."""
         if request.op == "assert":
             if request.logical_id not in (None, request.id):
                 raise ValidationError(
@@ -434,6 +444,10 @@ class _Batch:
             return None
         assert request.supersedes_id is not None
         target = self.by_id.get(request.supersedes_id)
+        if target is not None and producer == "client":
+            head = self.heads.get(target.logical_id, target)
+            if not _owns(request, target) or not _owns(request, head):
+                target = None
         if target is None:
             raise NotFoundError(
                 f"{request.op} supersedes an unknown receipt {request.supersedes_id}",
@@ -448,6 +462,11 @@ class _Batch:
             )
         _check_same_chain(head, request, pointer)
         return head
+
+
+def _owns(request: Request, receipt: Receipt) -> bool:
+    """Whether an end user's request (its owner_user_id is the user's id) owns ``receipt``."""
+    return request.owner_user_id is not None and receipt.owner_user_id == request.owner_user_id
 
 
 def _referenced(requests: Sequence[Any]) -> tuple[list[str], list[str]]:
