@@ -66,6 +66,7 @@ LAYERS = {
     "keys": 4,
     "merkle": 4,
     "ledger": 4,
+    "audit": 4,
     "views": 5,
     "cli": 6,
     "api": 6,

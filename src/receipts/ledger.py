@@ -20,24 +20,27 @@ from typing import Any, Final, NamedTuple
 import uuid_utils
 
 from . import merkle
+from .audit import AuditReport, audit
 from .bundle import Bundle
 from .catalog import Catalog
 from .errors import (
     ConflictError,
     ErrorDetail,
+    FormatError,
     IdConflictError,
     NotFoundError,
     ReceiptsError,
     RevisionConflictError,
     SigningKeyError,
     ValidationError,
+    VerificationError,
 )
 from .keys import key_path, load_signer
-from .merkle import AuditReport, TreeHead
+from .merkle import TreeHead
 from .model import Receipt, format_time, normalize_time, normalize_uuid, split_entity
 from .store import open_store
-from .store.base import Query, Store, StoredCheckpoint, WriteTxn
-from .tlog import Signer, TlogProof, Verifier
+from .store.base import Query, Store, StoredCheckpoint, WriteTxn, tampered
+from .tlog import Checkpoint, Signer, TlogProof, Verifier, parse_note, verify_inclusion
 from .validate import Request, Validator
 
 SERVICE_ROLE: Final = "service_role_pipeline"
@@ -320,6 +323,14 @@ class Ledger:
                     [ErrorDetail("/size", "run `receipts checkpoint` to cover it")],
                 )
             hashes = merkle.inclusion_proof(txn, receipt.seq, checkpoint.size)
+        try:  # never hand out a proof that does not prove: the row or the tree was altered
+            signed = Checkpoint.from_text(parse_note(checkpoint.note)[0])
+            verify_inclusion(receipt.leaf_hash, receipt.seq, signed.size, hashes, signed.root_hash)
+        except (VerificationError, FormatError):
+            raise tampered(
+                receipt.seq, receipt.id,
+                f"it does not prove into the signed checkpoint of size {checkpoint.size}",
+            ) from None  # fmt: skip
         proof = TlogProof(receipt.seq, hashes, checkpoint.note)
         return Bundle(receipt.entry(), proof.to_text())
 
@@ -336,10 +347,11 @@ class Ledger:
     def audit(
         self, verifier: Verifier | None = None, progress: Callable[[int], None] | None = None
     ) -> AuditReport:
-        """Re-derive every receipt's bytes and leaf hash, rebuild the tree, check checkpoints."""
+        """Re-derive every receipt's bytes and leaf hash, rebuild the tree, check every stored
+        node, tree head and checkpoint; ``TamperedError`` names the first altered receipt."""
         if verifier is None and self.signer is not None:
             verifier = self.signer.verifier()
-        return merkle.audit(self.store, verifier, progress)
+        return audit(self.store, verifier, progress)
 
 
 def _time_arg(name: str, value: str | None) -> str | None:
@@ -404,7 +416,7 @@ class _Batch:
             prior = self.by_id.get(receipt_id)
             if prior is not None:
                 assert request is not None  # an id of the ledger's making is new
-                if producer == "client" and not _owns(request, prior):
+                if producer == "client" and prior.owner_user_id != request.owner_user_id:
                     raise IdConflictError(
                         f"receipt id {receipt_id} is already used",
                         [ErrorDetail(f"{pointer}/id", "already used; choose another id")],

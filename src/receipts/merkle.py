@@ -16,22 +16,18 @@ from dataclasses import dataclass
 from .errors import (
     ErrorDetail,
     NotFoundError,
-    ReceiptsError,
-    StorageError,
+    TamperedError,
     UsageError,
     VerificationError,
 )
-from .model import Receipt, entry_bytes, leaf_hash
-from .store.base import Query, ReadTxn, Store, StoredCheckpoint, WriteTxn
+from .model import Receipt
+from .store.base import ReadTxn, Store, StoredCheckpoint, WriteTxn
 from .tlog import (
     Checkpoint,
     CompactRange,
-    Node,
     Signer,
-    Verifier,
     consistency_ranges,
     inclusion_ranges,
-    parse_note,
     range_hash,
     subtree_nodes,
     verify_consistency,
@@ -100,6 +96,12 @@ def integrate(store: Store, now: Callable[[], str]) -> TreeHead:
     while True:
         with store.write() as txn:
             size, end = txn.tree_size(), txn.next_seq()
+            if size > end:
+                raise TamperedError(
+                    f"the Merkle tree covers {size} receipts but the journal ends at seq "
+                    f"{end - 1}: seqs {end}..{size - 1} are missing; run `receipts verify`",
+                    [ErrorDetail(f"/seq/{end}", "missing: the Merkle tree covers it")],
+                )
             stop = min(end, size + INTEGRATE_CHUNK)
             if stop == size:
                 return TreeHead(size, root_at(txn, size))
@@ -157,95 +159,3 @@ def sign_checkpoint(store: Store, signer: Signer, now: Callable[[], str]) -> Sto
         stored = StoredCheckpoint(size, root, signer.name, note, now())
         txn.add_checkpoint(stored)
     return stored
-
-
-@dataclass(frozen=True, slots=True)
-class AuditReport:
-    receipts: int
-    tree_size: int
-    root_hash: bytes
-    checkpoints: int
-    signatures_checked: bool
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "ok": True,
-            "receipts": self.receipts,
-            "tree_size": self.tree_size,
-            "root_hash": self.root_hash.hex(),
-            "checkpoints": self.checkpoints,
-            "signatures_checked": self.signatures_checked,
-        }
-
-
-def _bad(seq: int, receipt_id: str | None, why: str) -> VerificationError:
-    who = f"seq {seq}" + (f" (id {receipt_id})" if receipt_id else "")
-    return VerificationError(f"audit failed at {who}: {why}", [ErrorDetail(f"/seq/{seq}", why)])
-
-
-def _check_checkpoint(cp: StoredCheckpoint, root: bytes, verifier: Verifier | None) -> None:
-    try:
-        if verifier is not None:
-            signed = Checkpoint.open(cp.note, verifier)
-        else:
-            signed = Checkpoint.from_text(parse_note(cp.note)[0])
-    except ReceiptsError as exc:
-        raise _bad(cp.size, None, f"checkpoint of size {cp.size}: {exc.message}") from exc
-    if (signed.size, signed.root_hash) != (cp.size, cp.root_hash) or cp.root_hash != root:
-        raise _bad(cp.size, None, f"checkpoint of size {cp.size} does not match the rebuilt tree")
-
-
-def audit(
-    store: Store, verifier: Verifier | None = None, progress: Callable[[int], None] | None = None
-) -> AuditReport:
-    """Re-read every receipt, re-derive its bytes and leaf hash, rebuild the tree, and check
-    every stored node and checkpoint. Streams: memory stays constant for any log size."""
-    with store.read() as txn:
-        total, integrated = txn.next_seq(), txn.tree_size()
-        checkpoints = list(txn.checkpoints())
-    pending = list(checkpoints)
-    edge = CompactRange()
-    while pending and pending[0].size == 0:
-        _check_checkpoint(pending.pop(0), edge.root(), verifier)
-    seq = 0
-    while seq < total:
-        try:
-            page = store.query(Query(after=seq - 1, limit=PAGE))
-        except StorageError as exc:
-            raise VerificationError(f"audit failed: {exc.message}", exc.errors) from exc
-        if not page:
-            raise _bad(seq, None, f"the journal ends at seq {seq}, expected {total} receipts")
-        built: list[tuple[Node, bytes]] = []
-        for r in page:
-            if r.seq != seq:
-                raise _bad(seq, None, f"seq gap: the next stored receipt has seq {r.seq}")
-            data = entry_bytes(r.entry())
-            if data != r.entry_bytes:
-                raise _bad(seq, r.id, "stored entry bytes differ from the JCS encoding of its row")
-            if leaf_hash(data) != r.leaf_hash:
-                raise _bad(seq, r.id, "stored leaf_hash does not match its entry bytes")
-            nodes = edge.append(r.leaf_hash)
-            if seq < integrated:
-                built += nodes
-            seq += 1
-            while pending and pending[0].size == edge.size:
-                _check_checkpoint(pending.pop(0), edge.root(), verifier)
-        _check_nodes(store, built)
-        if progress is not None:
-            progress(len(page))
-    if pending:
-        raise _bad(pending[0].size, None, f"checkpoint of size {pending[0].size} is beyond the log")
-    return AuditReport(total, integrated, edge.root(), len(checkpoints), verifier is not None)
-
-
-def _check_nodes(store: Store, built: list[tuple[Node, bytes]]) -> None:
-    if not built:
-        return
-    with store.read() as txn:
-        stored = txn.node_hashes([node for node, _ in built])
-    for (node, expected), found in zip(built, stored, strict=True):
-        if found != expected:
-            level, idx = node
-            first = idx << level
-            raise _bad(first, None, f"stored Merkle node {node} covering seqs {first}.."
-                       f"{first + (1 << level) - 1} differs from the rebuilt tree")  # fmt: skip

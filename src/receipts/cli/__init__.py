@@ -20,7 +20,7 @@ from rich.progress import MofNCompleteColumn, Progress
 
 from ..bundle import Bundle
 from ..catalog import Catalog
-from ..errors import ReceiptsError, UsageError
+from ..errors import ErrorDetail, ReceiptsError, TamperedError, UsageError
 from ..keys import default_origin, generate_key, key_path, load_signer
 from ..ledger import DEFAULT_DB, Ledger
 from ..model import PRODUCERS, Receipt
@@ -388,12 +388,20 @@ def verify(c: _Context, vkey: str | None) -> None:
     stored node and checkpoint. Exits 1 naming the first bad seq."""
     verifier = Verifier.from_key_string(vkey) if vkey else None
     if not sys.stderr.isatty():
-        _out(c.ledger.audit(verifier).to_dict())
-        return
-    with Progress(*Progress.get_default_columns(), MofNCompleteColumn(), transient=True,
-                  console=Console(stderr=True)) as bar:  # fmt: skip
-        task = bar.add_task("verifying", total=c.ledger.size())
-        report = c.ledger.audit(verifier, lambda n: bar.advance(task, n))
+        report = c.ledger.audit(verifier)
+    else:
+        with Progress(*Progress.get_default_columns(), MofNCompleteColumn(), transient=True,
+                      console=Console(stderr=True)) as bar:  # fmt: skip
+            task = bar.add_task("verifying", total=c.ledger.size())
+            report = c.ledger.audit(verifier, lambda n: bar.advance(task, n))
+    if report.unintegrated and c.ledger.store.integrate_on_append:
+        first, last = report.tree_size, report.receipts - 1
+        raise TamperedError(
+            f"audit failed at seq {first}: seqs {first}..{last} are not in the Merkle tree, yet "
+            "this ledger integrates every receipt in the transaction that writes it: they were "
+            "inserted outside the ledger (run `receipts integrate` only if you trust them)",
+            [ErrorDetail(f"/seq/{first}", "not in the Merkle tree")],
+        )
     _out(report.to_dict())
 
 

@@ -14,10 +14,90 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from operator import itemgetter
+from typing import Any, Final, NamedTuple, Protocol
 
-from ..model import Receipt
+import orjson
+
+from ..errors import ErrorDetail, ReceiptsError, TamperedError
+from ..model import ENTRY_KEYS, Receipt, entry_bytes, leaf_hash
 from ..tlog import Node
+
+_PAYLOAD: Final = ENTRY_KEYS.index("payload")
+_entry_values: Final = itemgetter(*ENTRY_KEYS)
+
+
+class Row(NamedTuple):
+    """A journal row as stored, before anything is believed: the entry's fields as columns
+    (``payload`` as JSON text, or None where not read), the ``correlation_id`` column, and the
+    stored entry bytes and leaf hash (None for a direct SQL insert not yet integrated)."""
+
+    seq: int
+    columns: tuple[Any, ...]
+    correlation_id: str | None
+    entry: bytes | None
+    leaf: bytes | None
+
+
+def tampered(seq: int, receipt_id: Any, why: str) -> TamperedError:
+    who = f"receipt seq {seq}" + (f" (id {receipt_id})" if receipt_id else "")
+    return TamperedError(
+        f"{who} was altered outside the ledger: {why}; run `receipts verify` for the whole log",
+        [ErrorDetail(f"/seq/{seq}", why)],
+    )
+
+
+def checked_receipt(row: Row, *, full: bool = False) -> Receipt:
+    """The receipt a row holds, read from its hashed entry bytes, after checking that the
+    bytes hash to the stored leaf hash and that every column a query reads agrees with them
+    (else ``TamperedError`` naming the seq and the column). ``full`` also checks that the bytes
+    are the RFC 8785 encoding of the entry and that the payload column agrees (the audit, and
+    receipts handed out with a proof)."""
+    seq, columns = row.seq, row.columns
+    if row.entry is None:  # a direct SQL insert, not yet integrated: its bytes come from its row
+        return _derived(row)
+    if row.leaf is None or leaf_hash(row.entry) != row.leaf:
+        raise tampered(seq, columns[0], "its leaf_hash does not match its entry bytes")
+    try:
+        entry = orjson.loads(row.entry)
+        values = _entry_values(entry)
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        raise tampered(seq, columns[0], "its entry bytes are not a receipt entry") from None
+    if len(entry) != len(ENTRY_KEYS) or columns[:_PAYLOAD] != values[:_PAYLOAD]:
+        _differs(row, entry)
+    payload = values[_PAYLOAD]
+    correlation = payload.get("correlation_id") if type(payload) is dict else None
+    if row.correlation_id != (correlation if type(correlation) is str else None):
+        raise tampered(seq, columns[0], "its correlation_id column differs from its entry")
+    if full:
+        if columns[_PAYLOAD] is not None and orjson.loads(columns[_PAYLOAD]) != payload:
+            raise tampered(seq, columns[0], "its payload column differs from its entry")
+        try:
+            canonical = entry_bytes(entry)
+        except ReceiptsError:
+            canonical = b""
+        if canonical != row.entry:
+            raise tampered(seq, columns[0], "its entry bytes are not the RFC 8785 encoding")
+    return Receipt._make((seq, *values, row.entry, row.leaf))
+
+
+def _derived(row: Row) -> Receipt:
+    fields = dict(zip(ENTRY_KEYS, row.columns, strict=True))
+    try:
+        fields["payload"] = orjson.loads(fields["payload"])
+        return Receipt.from_entry(row.seq, fields)
+    except (orjson.JSONDecodeError, ReceiptsError, TypeError) as exc:
+        why = exc.errors[0].message if isinstance(exc, ReceiptsError) and exc.errors else str(exc)
+        raise tampered(row.seq, row.columns[0], f"its row cannot be canonicalized: {why}") from None
+
+
+def _differs(row: Row, entry: dict[str, Any]) -> None:
+    keys = [k for k in entry if k not in ENTRY_KEYS] + [k for k in ENTRY_KEYS if k not in entry]
+    if keys:
+        raise tampered(row.seq, row.columns[0], f"its entry bytes have the wrong keys {keys}")
+    for key, column in zip(ENTRY_KEYS[:_PAYLOAD], row.columns, strict=False):
+        if column != entry[key]:
+            raise tampered(row.seq, row.columns[0], f"its {key} column differs from its entry")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +136,15 @@ class ReadTxn(Protocol):
 
     def leaf_hashes(self, start: int, end: int) -> Iterator[bytes]:
         """Leaf hashes of seqs [start, end), in order, streamed."""
+        ...
+
+    def rows(self, start: int, end: int) -> Iterator[Row]:
+        """The journal's rows with seqs in [start, end), in seq order, as stored (unchecked),
+        streamed."""
+        ...
+
+    def tree_heads(self, start: int, end: int) -> list[tuple[int, bytes]]:
+        """(size, root hash) of every recorded integration step with size in [start, end)."""
         ...
 
     def unhashed(self, start: int, end: int) -> list[Receipt]:

@@ -36,9 +36,9 @@ from ..errors import (
     StorageError,
     ValidationError,
 )
-from ..model import ENTRY_KEYS, Receipt
+from ..model import Receipt
 from ..tlog import Node
-from .base import Query, StoredCheckpoint, filters
+from .base import Query, Row, StoredCheckpoint, checked_receipt, filters
 
 SEQUENCE_LOCK: Final = 7236601  # also in migrations/postgres/0003_sequencing.sql
 MIGRATION_LOCK: Final = 7236602
@@ -51,7 +51,7 @@ _VISIBLE: Final = (
 _COLUMNS: Final = (
     "e.seq, e.id::text, e.domain, e.event_type, e.entity_type, e.entity_id, e.owner_user_id, "
     f"{_TS.format('e.occurred_at')}, {_TS.format('e.recorded_at')}, e.op, e.logical_id::text, "
-    "e.supersedes_id::text, e.revision, e.producer, e.payload, "
+    "e.supersedes_id::text, e.revision, e.producer, e.payload::text, e.correlation_id, "
     "coalesce(e.entry, x.entry), coalesce(e.leaf_hash, x.leaf_hash)"
 )
 _CHECKPOINTS: Final = (
@@ -91,12 +91,19 @@ _SQLSTATE: Final[dict[str, type[ReceiptsError]]] = {
 }
 
 
+def _row(row: tuple[Any, ...]) -> Row:
+    entry, leaf = row[16], row[17]
+    return Row(
+        row[0],
+        row[1:15],
+        row[15],
+        None if entry is None else bytes(entry),
+        None if leaf is None else bytes(leaf),
+    )
+
+
 def _row_to_receipt(row: tuple[Any, ...]) -> Receipt:
-    *fields, entry, leaf = row
-    receipt_entry = dict(zip(ENTRY_KEYS, fields[1:], strict=True))
-    if entry is None:  # a direct SQL insert not yet integrated: derive its bytes from the row
-        return Receipt.from_entry(fields[0], receipt_entry)
-    return Receipt(seq=fields[0], **receipt_entry, entry_bytes=bytes(entry), leaf_hash=bytes(leaf))
+    return checked_receipt(_row(row))
 
 
 def _copy_row(r: Receipt) -> tuple[Any, ...]:
@@ -240,17 +247,27 @@ class _Txn:
             )
 
     def leaf_hashes(self, start: int, end: int) -> Iterator[bytes]:
-        sql = (
-            "SELECT coalesce(e.leaf_hash, x.leaf_hash) FROM "
-            f"{_FROM} WHERE e.seq >= %s AND e.seq < %s ORDER BY e.seq"
-        )
-        with self._conn.cursor(name="leaves") as cur:  # server-side cursor: streams
+        # Every row is checked before its leaf goes into the tree: the log never signs a row
+        # that was altered (or forged) outside the ledger.
+        for row in self.rows(start, end):
+            if row.leaf is None:
+                raise StorageError("a sequenced receipt has no leaf hash; integrate first")
+            yield checked_receipt(row).leaf_hash
+
+    def rows(self, start: int, end: int) -> Iterator[Row]:
+        sql = f"SELECT {_COLUMNS} FROM {_FROM} WHERE e.seq >= %s AND e.seq < %s ORDER BY e.seq"
+        with self._conn.cursor(name="rows") as cur:  # server-side cursor: streams
             cur.itersize = 10_000
             cur.execute(sql, (start, end))
-            for (value,) in cur:
-                if value is None:
-                    raise StorageError("a sequenced receipt has no leaf hash; integrate first")
-                yield bytes(value)
+            yield from map(_row, cur)
+
+    def tree_heads(self, start: int, end: int) -> list[tuple[int, bytes]]:
+        rows = self._rows(
+            "SELECT size, root_hash FROM public.tlog_tree_heads WHERE size >= %s AND size < %s "
+            "ORDER BY size",
+            (start, end),
+        )
+        return [(int(size), bytes(root)) for size, root in rows]
 
     def node_hashes(self, nodes: Sequence[Node]) -> list[bytes]:
         if not nodes:
@@ -341,8 +358,10 @@ class PostgresStore:
             yield _Txn(self._conn, int(row[0]))
 
     def get(self, receipt_id: str) -> Receipt | None:
-        rows = self._fetch(f"SELECT {_COLUMNS} FROM {_FROM} WHERE e.id = %s::uuid", (receipt_id,))
-        return rows[0] if rows else None
+        with self._lock, _translated():
+            sql = f"SELECT {_COLUMNS} FROM {_FROM} WHERE e.id = %s::uuid"
+            rows = self._conn.execute(sql, (receipt_id,)).fetchall()
+        return checked_receipt(_row(rows[0]), full=True) if rows else None
 
     def query(self, query: Query) -> list[Receipt]:
         where, args = filters(query, "%s", _VISIBLE, "e.")

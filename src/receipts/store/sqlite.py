@@ -34,18 +34,24 @@ from ..errors import (
 )
 from ..model import Receipt
 from ..tlog import Node
-from .base import Query, StoredCheckpoint, filters
+from .base import Query, Row, StoredCheckpoint, checked_receipt, filters
 
 _VISIBLE: Final = (
     "(owner_user_id = ? OR EXISTS (SELECT 1 FROM ledger_audience_v0 a "
     "WHERE a.entity_type = ledger_events_v0.entity_type "
     "AND a.entity_id = ledger_events_v0.entity_id AND a.user_id = ?))"
 )
-_COLUMNS: Final = (
+_STORED: Final = (
     "seq, id, domain, event_type, entity_type, entity_id, owner_user_id, occurred_at, "
     "recorded_at, op, logical_id, supersedes_id, revision, producer, payload, entry, leaf_hash"
 )
-_INSERT: Final = f"INSERT INTO ledger_events_v0 ({_COLUMNS}, correlation_id) VALUES "
+_INSERT: Final = f"INSERT INTO ledger_events_v0 ({_STORED}, correlation_id) VALUES "
+# What reads select: every column a query reads, checked against the entry (see base.Row).
+_COLUMNS: Final = (
+    "seq, id, domain, event_type, entity_type, entity_id, owner_user_id, occurred_at, "
+    "recorded_at, op, logical_id, supersedes_id, revision, producer, payload, correlation_id, "
+    "entry, leaf_hash"
+)
 _ROW: Final = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 # Rows per multi-row INSERT: 18 parameters each, far below SQLite's 32,766 bound parameters.
 # A power of two: a batch goes in pieces of 256, 128, ... 1 rows, so the writer prepares at most
@@ -65,17 +71,19 @@ def _blob(value: Any) -> bytes:
     return value.encode("utf-8") if isinstance(value, str) else bytes(value)
 
 
+def _row(row: tuple[Any, ...]) -> Row:
+    entry, leaf = row[16], row[17]
+    return Row(
+        row[0],
+        row[1:15],
+        row[15],
+        None if entry is None else _blob(entry),
+        None if leaf is None else _blob(leaf),
+    )
+
+
 def _row_to_receipt(row: tuple[Any, ...]) -> Receipt:
-    try:
-        seq, rid, domain, etype, entity_type, entity_id, owner, occurred, recorded, op, *rest = row
-        logical_id, supersedes_id, revision, producer, payload, entry, leaf = rest
-        return Receipt(
-            seq, rid, domain, etype, entity_type, entity_id, owner, occurred, recorded, op,
-            logical_id, supersedes_id, revision, producer, orjson.loads(payload), _blob(entry),
-            _blob(leaf),
-        )  # fmt: skip
-    except (TypeError, ValueError) as exc:
-        raise StorageError(f"row seq {row[0]} (id {row[1]}) is malformed: {exc}") from exc
+    return checked_receipt(_row(row))
 
 
 @functools.lru_cache(maxsize=16)
@@ -171,12 +179,25 @@ class _Txn:
         raise StorageError("SQLite rows carry their own entry bytes")
 
     def leaf_hashes(self, start: int, end: int) -> Iterator[bytes]:
+        # Every row is checked before its leaf goes into the tree: the log never signs a row
+        # that was altered (or forged) outside the ledger.
+        for row in self.rows(start, end):
+            yield checked_receipt(row).leaf_hash
+
+    def rows(self, start: int, end: int) -> Iterator[Row]:
         cursor = self._conn.execute(
-            "SELECT leaf_hash FROM ledger_events_v0 WHERE seq >= ? AND seq < ? ORDER BY seq",
+            f"SELECT {_COLUMNS} FROM ledger_events_v0 WHERE seq >= ? AND seq < ? ORDER BY seq",
             (start, end),
         )
-        for (value,) in cursor:
-            yield bytes(value)
+        return map(_row, cursor)
+
+    def tree_heads(self, start: int, end: int) -> list[tuple[int, bytes]]:
+        rows = self._conn.execute(
+            "SELECT size, root_hash FROM tlog_tree_heads WHERE size >= ? AND size < ? "
+            "ORDER BY size",
+            (start, end),
+        )
+        return [(int(size), _blob(root)) for size, root in rows]
 
     def node_hashes(self, nodes: Sequence[Node]) -> list[bytes]:
         found: dict[Node, bytes] = {}
@@ -321,8 +342,10 @@ class SQLiteStore:
             self._conn.execute("COMMIT")
 
     def get(self, receipt_id: str) -> Receipt | None:
-        rows = self._fetch(f"SELECT {_COLUMNS} FROM ledger_events_v0 WHERE id = ?", (receipt_id,))
-        return rows[0] if rows else None
+        with self._read_lock, _translated():
+            sql = f"SELECT {_COLUMNS} FROM ledger_events_v0 WHERE id = ?"
+            rows = self._reader.execute(sql, (receipt_id,)).fetchall()
+        return checked_receipt(_row(rows[0]), full=True) if rows else None
 
     def query(self, query: Query) -> list[Receipt]:
         where, args = filters(query, "?", _VISIBLE, "")
