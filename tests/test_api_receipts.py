@@ -127,7 +127,7 @@ def test_a_large_batch_mixes_new_revised_and_retried_receipts(api: Api) -> None:
     big[17] = captured("pi-1")
     big[17]["payload"]["amount"] = 2**60  # not an I-JSON number: refused before any write
     response = api.post(big)
-    assert_problem(response, 422, "validation_failed", ["/17/payload"])
+    assert_problem(response, 422, "validation_failed", ["/17/payload/amount"])
     assert api.ledger.size() == 50
 
 

@@ -321,3 +321,24 @@ def test_get_and_prove_refuse_a_row_whose_bytes_no_longer_match(subject: Subject
         error = json.loads(err)
         assert error["code"] == "tampered"
         assert error["message"].startswith(f"receipt seq 3 (id {target.id}) was altered")
+
+
+def test_a_forged_row_the_ledger_would_not_write_is_named(subject: Subject) -> None:
+    """Not yet in the tree, well-formed, but no writer may write it: a client's payment."""
+    table = subject.table("ledger_events_v0")
+    base = subject.receipts[5]
+    entry = {**base.entry(), "id": "00000000-0000-4000-8000-000000000003", "producer": "client"}
+    entry.update(logical_id=entry["id"], event_type="refund_approved")
+    entry["payload"] = {**entry["payload"], "source": "client"}
+    forged = Receipt.from_entry(TOTAL, entry)
+    values = (*forged[:15], forged.correlation_id, forged.entry_bytes, forged.leaf_hash)
+    values = (*values[:14], json.dumps(forged.payload), *values[15:])
+    cast = "?::jsonb" if subject.backend == "postgres" else "?"
+    marks = ", ".join(["?"] * 14 + [cast] + ["?"] * 3)
+    subject.sql(
+        f"INSERT INTO {table} (seq, id, domain, event_type, entity_type, entity_id, "
+        "owner_user_id, occurred_at, recorded_at, op, logical_id, supersedes_id, revision, "
+        f"producer, payload, correlation_id, entry, leaf_hash) VALUES ({marks})",
+        args=values,
+    )
+    verify_fails(subject, f"audit failed at seq {TOTAL} (id {entry['id']}): not a receipt")

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from .errors import ErrorDetail, ReceiptsError, StorageError, TamperedError
-from .model import leaf_hash
+from .model import Receipt, leaf_hash
 from .store.base import ReadTxn, Row, Store, StoredCheckpoint, checked_receipt
 from .tlog import Checkpoint, CompactRange, Node, Verifier, parse_note
+from .validate import Validator
 
 # Leaves per step: the nodes they complete are compared with the stored ones in one query.
 _STEP: Final = 4096
@@ -70,6 +71,7 @@ class _Evidence:
     matching: list[int] = field(default_factory=list)  # sizes whose recorded root matches
     differing: list[tuple[int, str]] = field(default_factory=list)  # (size, what recorded it)
     nodes: list[tuple[Node, str]] = field(default_factory=list)  # stored nodes that differ
+    validator: Validator | None = None
 
     def add_row(self, seq: int, why: str, receipt_id: object = None) -> None:
         if len(self.rows) < _MAX_REPORTED:
@@ -78,11 +80,15 @@ class _Evidence:
 
 
 def audit(
-    store: Store, verifier: Verifier | None = None, progress: Callable[[int], None] | None = None
+    store: Store,
+    verifier: Verifier | None = None,
+    progress: Callable[[int], None] | None = None,
+    validator: Validator | None = None,
 ) -> AuditReport:
     """Check the whole log; raise ``TamperedError`` naming the first altered receipt (and every
-    other finding in its ``errors``), else return what was checked."""
-    evidence = _Evidence()
+    other finding in its ``errors``), else return what was checked. With a ``validator``, the
+    receipts not yet in the tree are also checked against the catalog and its writers."""
+    evidence = _Evidence(validator=validator)
     try:
         with store.read() as txn:
             report = _scan(txn, verifier, progress, evidence)
@@ -160,12 +166,34 @@ def _leaf(row: Row, integrated: int, evidence: _Evidence) -> bytes:
             row.seq, "its entry bytes are gone, yet the tree covers it", row.columns[0]
         )
     try:
-        return checked_receipt(row, full=True).leaf_hash
+        receipt = checked_receipt(row, full=True)
+        # Rows with entry bytes were written by the ledger, which validated them first (a
+        # direct insert on PostgreSQL gets its bytes at integration, checked by its trigger).
+        if row.seq >= integrated and row.entry is not None and evidence.validator is not None:
+            _validate(receipt, evidence.validator, evidence)
+        return receipt.leaf_hash
     except TamperedError as exc:
         evidence.add_row(row.seq, exc.errors[0].message, row.columns[0])
     except ReceiptsError as exc:
         evidence.add_row(row.seq, exc.message, row.columns[0])
     return leaf_hash(row.entry) if row.entry is not None else _MISSING
+
+
+def _validate(receipt: Receipt, validator: Validator, evidence: _Evidence) -> None:
+    """A receipt not yet in the tree is only as good as the database's access control: it must
+    at least be one the ledger would have written."""
+    request = {
+        key: getattr(receipt, key)
+        for key in ("id", "domain", "event_type", "entity_type", "entity_id", "payload",
+                    "owner_user_id", "occurred_at", "op", "logical_id", "supersedes_id")
+        if getattr(receipt, key) is not None
+    }  # fmt: skip
+    try:
+        validator.validate(request, receipt.producer)
+    except ReceiptsError as exc:
+        why = exc.errors[0].message if exc.errors else exc.message
+        where = exc.errors[0].pointer if exc.errors else ""
+        evidence.add_row(receipt.seq, f"not a receipt the ledger writes: {where} {why}", receipt.id)
 
 
 class _RecordedRoots:

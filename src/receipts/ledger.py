@@ -351,7 +351,7 @@ class Ledger:
         node, tree head and checkpoint; ``TamperedError`` names the first altered receipt."""
         if verifier is None and self.signer is not None:
             verifier = self.signer.verifier()
-        return audit(self.store, verifier, progress)
+        return audit(self.store, verifier, progress, self.validator)
 
 
 def _time_arg(name: str, value: str | None) -> str | None:
