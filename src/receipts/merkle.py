@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from . import keys
 from .errors import (
     ErrorDetail,
     NotFoundError,
@@ -26,9 +27,9 @@ from .store.base import Query, ReadTxn, Store, StoredCheckpoint, WriteTxn
 from .tlog import (
     Checkpoint,
     CompactRange,
+    KeyChain,
     Node,
     Signer,
-    Verifier,
     consistency_ranges,
     inclusion_ranges,
     parse_note,
@@ -135,10 +136,13 @@ def integrate_appended(txn: WriteTxn, receipts: Sequence[Receipt], now: str) -> 
 def sign_checkpoint(store: Store, signer: Signer, now: Callable[[], str]) -> StoredCheckpoint:
     """Integrate, prove the new tree consistent with the last checkpoint, then sign and store.
 
-    Returns the latest checkpoint unchanged when nothing new was integrated since.
+    Refuses a signer that is not the ledger's current key (recording it as the first key if
+    the ledger has none). Returns the latest checkpoint unchanged when nothing new was
+    integrated since.
     """
     integrate(store, now)
     with store.write() as txn:
+        keys.require_signer(txn, signer, now())  # under the write lock: no rotation in between
         size = txn.tree_size()  # a concurrent integrate may have gone further: sign what is there
         root = root_at(txn, size)
         last = txn.checkpoint()
@@ -183,10 +187,10 @@ def _bad(seq: int, receipt_id: str | None, why: str) -> VerificationError:
     return VerificationError(f"audit failed at {who}: {why}", [ErrorDetail(f"/seq/{seq}", why)])
 
 
-def _check_checkpoint(cp: StoredCheckpoint, root: bytes, verifier: Verifier | None) -> None:
+def _check_checkpoint(cp: StoredCheckpoint, root: bytes, verifier: KeyChain | None) -> None:
     try:
-        if verifier is not None:
-            signed = Checkpoint.open(cp.note, verifier)
+        if verifier is not None:  # the key of the ledger at the checkpoint's size
+            signed = verifier.open_checkpoint(cp.note)
         else:
             signed = Checkpoint.from_text(parse_note(cp.note)[0])
     except ReceiptsError as exc:
@@ -196,7 +200,7 @@ def _check_checkpoint(cp: StoredCheckpoint, root: bytes, verifier: Verifier | No
 
 
 def audit(
-    store: Store, verifier: Verifier | None = None, progress: Callable[[int], None] | None = None
+    store: Store, verifier: KeyChain | None = None, progress: Callable[[int], None] | None = None
 ) -> AuditReport:
     """Re-read every receipt, re-derive its bytes and leaf hash, rebuild the tree, and check
     every stored node and checkpoint. Streams: memory stays constant for any log size."""
