@@ -11,6 +11,7 @@ checkpoint MUST NOT be signed with any key but the ledger's current one.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -95,8 +96,7 @@ def chain(txn: ReadTxn, trusted: Verifier | None = None) -> KeyChain | None:
     if not records:
         return None
     try:
-        first = Verifier.from_key_string(records[0].verifier_key)
-        full = KeyChain.build(first, [r.rotation or "" for r in records[1:]])
+        full = _build(records[0].verifier_key, tuple(r.rotation or "" for r in records[1:]))
     except ReceiptsError as exc:
         raise TamperedError(f"the ledger's key records do not check out: {exc.message}") from exc
     for i, (record, key) in enumerate(zip(records, full.keys, strict=True)):
@@ -110,6 +110,13 @@ def chain(txn: ReadTxn, trusted: Verifier | None = None) -> KeyChain | None:
                 f"{record.from_size}) differs from its rotation statement"
             )
     return full if trusted is None else full.trusting(trusted)
+
+
+@functools.lru_cache(maxsize=16)
+def _build(first: str, rotations: tuple[str, ...]) -> KeyChain:
+    # Checked once per process: every checkpoint reads the records, and each rotation costs
+    # two signature checks. The result depends on nothing but the texts (errors are not kept).
+    return KeyChain.build(Verifier.from_key_string(first), rotations)
 
 
 def check_signer(txn: ReadTxn, signer: Signer) -> bool:

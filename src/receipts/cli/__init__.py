@@ -385,9 +385,10 @@ def keys_rotate(c: _Context, key_file: str | None, new_key_file: str | None) -> 
     base = Path(key_file) if key_file else key_path(c.db)
     path = Path(new_key_file) if new_key_file else rotated_path(base, new.verifier())
     record = c.ledger.rotate_key(path, new)
+    found = "set RECEIPTS_KEY or --key-file to it" if new_key_file else "the ledger finds it there"
     click.echo(
         f"wrote signing key {path}; checkpoints from tree size {record.from_size} on are signed "
-        "by it (the ledger finds it there; restart `receipts serve`)",
+        f"by it ({found}; restart `receipts serve`)",
         err=True,
     )
     click.echo(record.verifier_key)
