@@ -62,7 +62,12 @@ def test_keys_generate_writes_a_private_0600_file_and_never_overwrites(
     again = run("keys", "generate", cwd=ledger_dir)
     assert again.returncode == 1
     assert error(again)["code"] == "key_error"
-    assert "refusing to overwrite" in error(again)["message"]
+    assert error(again)["message"].startswith(f"the ledger already has a signing key, {vkey}")
+    # Another ledger pointed at the same file: the file is never overwritten either.
+    other = run("--db", "other.db", "keys", "generate", "--key-file", str(key), cwd=ledger_dir)
+    assert other.returncode == 1
+    assert error(other)["message"] == f"{key} already exists; refusing to overwrite a signing key"
+    assert key.read_text().startswith("PRIVATE+KEY+example.com/log+")
     assert run("keys", "show", cwd=ledger_dir).stdout == vkey + "\n"
 
 

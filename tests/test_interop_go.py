@@ -32,7 +32,7 @@ from receipts import Ledger, Receipt, canonical_bytes
 from receipts.cli.demo import demo_id, story
 from receipts.errors import VerificationError
 from receipts.store.base import StoredCheckpoint
-from receipts.tlog import EMPTY_ROOT, Checkpoint, Signer, TlogProof, Verifier
+from receipts.tlog import EMPTY_ROOT, Checkpoint, Rotation, Signer, TlogProof, Verifier
 
 GO_SOURCE = Path(__file__).parent / "interop" / "go" / "verify"
 GOPATH = os.environ.get("RECEIPTS_INTEROP_GOPATH", "/usr/share/gocode")
@@ -317,6 +317,35 @@ def test_go_signs_byte_for_byte_what_the_ledger_signs(go_verify: Path, log: Log)
     text = Checkpoint(ORIGIN, stored.size, stored.root_hash).to_text()
     signed = go_accepts(go_verify, "sign", {"skey": log.signer.to_key_string(), "text": text})
     assert signed["note"] == stored.note
+
+
+# --- key rotation -------------------------------------------------------------------------------
+
+
+def test_go_opens_a_rotation_statement_signed_by_both_keys(go_verify: Path, tmp_path: Path) -> None:
+    """What an auditor in Go does with a rotation: open the note with the old and the new key
+    (both must have signed), read the text, then check the new key's checkpoints."""
+    old = Signer.generate(ORIGIN)
+    with Ledger.open(tmp_path / "rotated.db", signer=old) as ledger:
+        ledger.append_batch(_filler(3))
+        ledger.checkpoint()
+        record = ledger.rotate_key(tmp_path / "new.key")
+        new = ledger.signer
+        assert new is not None and record.rotation is not None
+        ledger.append_batch(_filler(2))
+        after = ledger.checkpoint()
+    keys = [old.verifier().to_key_string(), new.verifier().to_key_string()]
+    opened = go_accepts(go_verify, "open", {"vkeys": keys, "note": record.rotation})
+    labels = ["+".join(k.split("+", 2)[:2]) for k in keys]
+    assert sorted(opened["signed_by"]) == sorted(labels) and opened["unverified"] == []
+    assert opened["text"].split("\n") == ["receipts/key-rotation/v1", ORIGIN, "4", *keys, ""]
+    result = go_accepts(go_verify, "verify", {"vkey": keys[1], "note": after.note})
+    assert (result["size"], result["signature"]) == (5, True)
+    # A forged statement (the new key alone) opens in Go with one signature: not a rotation.
+    forged = Rotation(ORIGIN, 4, old.verifier(), new.verifier()).to_text()
+    forged_note = go_accepts(go_verify, "sign", {"skey": new.to_key_string(), "text": forged})
+    opened = go_accepts(go_verify, "open", {"vkeys": keys, "note": forged_note["note"]})
+    assert opened["signed_by"] == [labels[1]]
 
 
 # --- tree hashes ---------------------------------------------------------------------------------

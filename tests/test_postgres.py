@@ -233,6 +233,7 @@ def test_migrations_apply_twice_and_keep_supabase_functions(pg_template: str) ->
             "0006",
             "0007",
             "0008",
+            "0010",
         ]
         first.close()
         second = PostgresStore(url)

@@ -491,5 +491,14 @@ def test_proof_wrong_leaf() -> None:
 def test_all_is_sorted_and_complete() -> None:
     assert tlog.__all__ == sorted(tlog.__all__, key=lambda n: (not n.isupper(), n))
     public = {n for n in dir(tlog) if not n.startswith("_")}
-    modules = {"checkpoint", "compact", "hashing", "note", "proof", "prooftext", "verify"}
+    modules = {
+        "checkpoint",
+        "compact",
+        "hashing",
+        "note",
+        "proof",
+        "prooftext",
+        "rotation",
+        "verify",
+    }
     assert public - modules - {"annotations"} == set(tlog.__all__)

@@ -24,7 +24,7 @@ from typing import Final
 from .errors import ErrorDetail, ReceiptsError, StorageError, TamperedError
 from .model import Receipt, leaf_hash
 from .store.base import ReadTxn, Row, Store, StoredCheckpoint, checked_receipt
-from .tlog import Checkpoint, CompactRange, Node, Verifier, parse_note
+from .tlog import Checkpoint, CompactRange, KeyChain, Node, parse_note
 from .validate import Validator
 
 # Leaves per step: the nodes they complete are compared with the stored ones in one query.
@@ -81,7 +81,7 @@ class _Evidence:
 
 def audit(
     store: Store,
-    verifier: Verifier | None = None,
+    verifier: KeyChain | None = None,
     progress: Callable[[int], None] | None = None,
     validator: Validator | None = None,
 ) -> AuditReport:
@@ -106,7 +106,7 @@ def audit(
 
 def _scan(
     txn: ReadTxn,
-    verifier: Verifier | None,
+    verifier: KeyChain | None,
     progress: Callable[[int], None] | None,
     evidence: _Evidence,
 ) -> AuditReport:
@@ -204,7 +204,7 @@ class _RecordedRoots:
         self,
         txn: ReadTxn,
         checkpoints: list[StoredCheckpoint],
-        verifier: Verifier | None,
+        verifier: KeyChain | None,
         evidence: _Evidence,
     ) -> None:
         self.txn = txn
@@ -240,14 +240,14 @@ class _RecordedRoots:
 
 
 def _checkpoint_root(
-    cp: StoredCheckpoint, verifier: Verifier | None, evidence: _Evidence
+    cp: StoredCheckpoint, verifier: KeyChain | None, evidence: _Evidence
 ) -> bytes | None:
     """The root a stored checkpoint vouches for, or None (and a finding) if the checkpoint
     itself does not check out: its signature, or its columns against its note."""
     where = f"/checkpoint/{cp.size}"
     try:
-        if verifier is not None:
-            signed = Checkpoint.open(cp.note, verifier)
+        if verifier is not None:  # the ledger's key at the checkpoint's size
+            signed = verifier.open_checkpoint(cp.note)
         else:
             signed = Checkpoint.from_text(parse_note(cp.note)[0])
     except ReceiptsError as exc:

@@ -19,7 +19,7 @@ from typing import Any, Final, NamedTuple
 
 import uuid_utils
 
-from . import merkle
+from . import keys, merkle
 from .audit import AuditReport, audit
 from .bundle import Bundle
 from .catalog import Catalog
@@ -35,12 +35,11 @@ from .errors import (
     ValidationError,
     VerificationError,
 )
-from .keys import key_path, load_signer
 from .merkle import TreeHead
 from .model import Receipt, format_time, normalize_time, normalize_uuid, split_entity
 from .store import open_store
-from .store.base import Query, Store, StoredCheckpoint, WriteTxn, tampered
-from .tlog import Checkpoint, Signer, TlogProof, Verifier, parse_note, verify_inclusion
+from .store.base import Query, Store, StoredCheckpoint, StoredKey, WriteTxn, tampered
+from .tlog import Checkpoint, KeyChain, Signer, TlogProof, Verifier, parse_note, verify_inclusion
 from .validate import Request, Validator
 
 SERVICE_ROLE: Final = "service_role_pipeline"
@@ -83,13 +82,19 @@ class Ledger:
     ) -> Ledger:
         """Open (and create or migrate) the ledger at ``url``; default ``$RECEIPTS_DB``.
 
-        The checkpoint signer defaults to the key file next to the database, if there is one.
+        The checkpoint signer defaults to the key file (``keys.key_path``), or the one a
+        rotation wrote beside it that holds the ledger's current key, if there is one.
         """
         target = str(url or os.environ.get("RECEIPTS_DB") or DEFAULT_DB)
-        if signer is None and key_path(target).exists():
-            signer = load_signer(key_path(target))
         catalog = Catalog.load(catalog_files)
-        return cls(open_store(target, catalog), catalog, signer=signer)
+        ledger = cls(open_store(target, catalog), catalog, signer=signer)
+        if signer is None:
+            try:
+                ledger.signer = keys.find_signer(keys.key_path(target), ledger._recorded_key())
+            except BaseException:
+                ledger.close()
+                raise
+        return ledger
 
     def close(self) -> None:
         self.store.close()
@@ -302,11 +307,82 @@ class Ledger:
         return merkle.integrate(self.store, self._stamp)
 
     def checkpoint(self, signer: Signer | None = None) -> StoredCheckpoint:
-        """Integrate, prove consistency with the previous checkpoint, sign and store a new one."""
+        """Integrate, prove consistency with the previous checkpoint, sign and store a new one.
+        Only the ledger's current key signs (the first key used is recorded as the ledger's)."""
         signer = signer or self.signer
         if signer is None:
+            current = self.current_key()
+            if current is not None:
+                raise SigningKeyError(
+                    f"no private key for the ledger's signing key {current.to_key_string()}: "
+                    f"{keys.HOW_TO_POINT}"
+                )
             raise SigningKeyError("no signing key; create one with `receipts keys generate`")
         return merkle.sign_checkpoint(self.store, signer, self._stamp)
+
+    # --- the signing keys ----------------------------------------------------------------------
+
+    def key_history(self) -> list[StoredKey]:
+        """The ledger's signing keys, first to current, each rotation statement checked."""
+        with self.store.read() as txn:
+            keys.chain(txn)
+            return txn.keys()
+
+    def current_key(self) -> Verifier | None:
+        """The key that signs the ledger's next checkpoint (None before the first is recorded)."""
+        with self.store.read() as txn:
+            chain = keys.chain(txn)
+        return None if chain is None else chain.current
+
+    def _recorded_key(self) -> Verifier | None:
+        """The last recorded key, unchecked (only to find its file)."""
+        with self.store.read() as txn:
+            records = txn.keys()
+        with suppress(ReceiptsError):
+            return Verifier.from_key_string(records[-1].verifier_key) if records else None
+        return None
+
+    def check_signer(self, signer: Signer) -> None:
+        """Raise SigningKeyError, naming both keys, unless ``signer`` is the ledger's current
+        key or may become its first."""
+        with self.store.read() as txn:
+            keys.check_signer(txn, signer)
+
+    def generate_key(self, path: Path, origin: str) -> Signer:
+        """Make the ledger's first signing key: written to a new file at ``path`` (0600), then
+        recorded. Refused if the ledger has a key (recorded, or signing its checkpoints)."""
+        with self.store.read() as txn:
+            keys.check_no_key(txn)
+        signer = keys.generate_key(path, origin)
+        try:
+            with self.store.write() as txn:
+                keys.check_no_key(txn)  # again, under the write lock: one first key
+                keys.require_signer(txn, signer, self._stamp())
+        except BaseException:
+            path.unlink(missing_ok=True)  # ours: made above, never recorded
+            raise
+        self.signer = signer
+        return signer
+
+    def rotate_key(self, path: Path, new: Signer | None = None) -> StoredKey:
+        """Hand checkpoint signing over from the current key (``self.signer``) to ``new``
+        (default: a new key of the same name), written to a new file at ``path``. Records a
+        rotation statement both keys sign; checkpoints after the latest use the new key."""
+        old = self.signer
+        if old is None:
+            raise SigningKeyError("no signing key to rotate from; `receipts keys generate` first")
+        new = new or Signer.generate(old.name)
+        with self.store.read() as txn:
+            keys.check_signer(txn, old)
+        keys.write_key(path, new)
+        try:
+            with self.store.write() as txn:
+                record = keys.rotate(txn, old, new, self._stamp())
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        self.signer = new
+        return record
 
     def prove(self, receipt_id: str, size: int | None = None) -> Bundle:
         """An offline bundle: the receipt's entry and its inclusion proof in a signed checkpoint."""
@@ -323,6 +399,7 @@ class Ledger:
                     [ErrorDetail("/size", "run `receipts checkpoint` to cover it")],
                 )
             hashes = merkle.inclusion_proof(txn, receipt.seq, checkpoint.size)
+            rotations = keys.rotations_for(txn, checkpoint.size)
         try:  # never hand out a proof that does not prove: the row or the tree was altered
             signed = Checkpoint.from_text(parse_note(checkpoint.note)[0])
             verify_inclusion(receipt.leaf_hash, receipt.seq, signed.size, hashes, signed.root_hash)
@@ -332,7 +409,7 @@ class Ledger:
                 f"it does not prove into the signed checkpoint of size {checkpoint.size}",
             ) from None  # fmt: skip
         proof = TlogProof(receipt.seq, hashes, checkpoint.note)
-        return Bundle(receipt.entry(), proof.to_text())
+        return Bundle(receipt.entry(), proof.to_text(), tuple(rotations))
 
     def consistency(self, old: int, new: int) -> list[bytes]:
         """RFC 9162 consistency proof between two integrated tree sizes."""
@@ -348,10 +425,15 @@ class Ledger:
         self, verifier: Verifier | None = None, progress: Callable[[int], None] | None = None
     ) -> AuditReport:
         """Re-derive every receipt's bytes and leaf hash, rebuild the tree, check every stored
-        node, tree head and checkpoint; ``TamperedError`` names the first altered receipt."""
-        if verifier is None and self.signer is not None:
-            verifier = self.signer.verifier()
-        return audit(self.store, verifier, progress, self.validator)
+        node, tree head and checkpoint — each checkpoint signed by the ledger's key at its size,
+        following the recorded rotations from ``verifier`` (default: the ledger's first key);
+        ``TamperedError`` names the first altered receipt."""
+        with self.store.read() as txn:
+            chain = keys.chain(txn, verifier)
+        if chain is None:  # no key recorded yet: the given key, or the one loaded
+            trusted = verifier or (self.signer.verifier() if self.signer else None)
+            chain = None if trusted is None else KeyChain.follow(trusted)
+        return audit(self.store, chain, progress, self.validator)
 
 
 def _time_arg(name: str, value: str | None) -> str | None:

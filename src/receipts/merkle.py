@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from . import keys
 from .errors import (
     ErrorDetail,
     NotFoundError,
@@ -137,10 +138,13 @@ def integrate_appended(txn: WriteTxn, receipts: Sequence[Receipt], now: str) -> 
 def sign_checkpoint(store: Store, signer: Signer, now: Callable[[], str]) -> StoredCheckpoint:
     """Integrate, prove the new tree consistent with the last checkpoint, then sign and store.
 
-    Returns the latest checkpoint unchanged when nothing new was integrated since.
+    Refuses a signer that is not the ledger's current key (recording it as the first key if
+    the ledger has none). Returns the latest checkpoint unchanged when nothing new was
+    integrated since.
     """
     integrate(store, now)
     with store.write() as txn:
+        keys.require_signer(txn, signer, now())  # under the write lock: no rotation in between
         size = txn.tree_size()  # a concurrent integrate may have gone further: sign what is there
         root = root_at(txn, size)
         last = txn.checkpoint()

@@ -7,6 +7,7 @@ Output is JSON (JSON Lines for receipts). Errors go to stderr as one JSON object
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Iterable
@@ -20,11 +21,18 @@ from rich.progress import MofNCompleteColumn, Progress
 
 from ..bundle import Bundle
 from ..catalog import Catalog
-from ..errors import ErrorDetail, ReceiptsError, TamperedError, UsageError
-from ..keys import default_origin, generate_key, key_path, load_signer
+from ..errors import ErrorDetail, ReceiptsError, SigningKeyError, TamperedError, UsageError
+from ..keys import (
+    HOW_TO_POINT,
+    default_origin,
+    find_signer,
+    generate_key,
+    key_path,
+    rotated_path,
+)
 from ..ledger import DEFAULT_DB, Ledger
 from ..model import PRODUCERS, Receipt
-from ..tlog import Verifier
+from ..tlog import Signer, Verifier
 from .jsonin import read_batches
 
 
@@ -75,6 +83,13 @@ class _Context:
 
 
 pass_ctx = click.make_pass_decorator(_Context)
+
+_key_file_option = click.option(
+    "--key-file",
+    type=click.Path(dir_okay=False),
+    help="The private signing key file (default: $RECEIPTS_KEY, else beside a SQLite ledger "
+    "as DB.key, else ./receipts.key).",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -288,8 +303,9 @@ def catalog_export(c: _Context, directory: str) -> None:
 @click.option(
     "--insecure-dev", is_flag=True, help="Serve without RECEIPTS_JWT_SECRET (local only)."
 )
+@_key_file_option
 @pass_ctx
-def serve(c: _Context, host: str, port: int, insecure_dev: bool) -> None:
+def serve(c: _Context, host: str, port: int, insecure_dev: bool, key_file: str | None) -> None:
     """Serve the HTTP API (OpenAPI at /openapi.json, docs at /docs)."""
     import uvicorn
 
@@ -302,11 +318,8 @@ def serve(c: _Context, host: str, port: int, insecure_dev: bool) -> None:
 
         c.catalogs += (UNKNOWN_CATALOG,)
     ledger = c.ledger
-    if ledger.signer is None:  # checkpoints need a key: make one the first time, like sshd
-        path = key_path(c.db)
-        ledger.signer = generate_key(path, default_origin(c.db))
-        click.echo(f"generated signing key {path}; verifier key: "
-                   f"{ledger.signer.verifier().to_key_string()}", err=True)  # fmt: skip
+    if settings.checkpoint_interval > 0:  # the ledger's key signs; the first time, make it
+        _signing(c, key_file, make=True)
     app = create_app(ledger, settings)
     settle_gc()
     uvicorn.run(app, host=host, port=port, log_level="warning")
@@ -314,16 +327,19 @@ def serve(c: _Context, host: str, port: int, insecure_dev: bool) -> None:
 
 @cli.group()
 def keys() -> None:
-    """The checkpoint signing key (Ed25519, C2SP signed-note)."""
+    """The checkpoint signing keys (Ed25519, C2SP signed-note): private in a file, public in
+    the ledger."""
 
 
 @keys.command("generate")
 @click.option("--name", help="Log origin / key name (default: receipts/<database name>).")
+@_key_file_option
 @pass_ctx
-def keys_generate(c: _Context, name: str | None) -> None:
-    """Create the signing key (mode 0600, never overwritten); print the verifier key."""
-    path = key_path(c.db)
-    signer = generate_key(path, name or default_origin(c.db))
+def keys_generate(c: _Context, name: str | None, key_file: str | None) -> None:
+    """Create the ledger's signing key (mode 0600, never overwritten) and record its public
+    half in the ledger; print the verifier key. Refused if the ledger already has a key."""
+    path = Path(key_file) if key_file else key_path(c.db)
+    signer = c.ledger.generate_key(path, name or default_origin(c.db))
     click.echo(f"wrote signing key {path}", err=True)
     click.echo(signer.verifier().to_key_string())
 
@@ -331,8 +347,77 @@ def keys_generate(c: _Context, name: str | None) -> None:
 @keys.command("show")
 @pass_ctx
 def keys_show(c: _Context) -> None:
-    """Print the verifier key string alone."""
-    click.echo(load_signer(key_path(c.db)).verifier().to_key_string())
+    """Print the ledger's current verifier key (read from the ledger: no private key needed)."""
+    current = c.ledger.current_key()
+    if current is None:  # a key made before keys were recorded: recorded at its first checkpoint
+        signer = c.ledger.signer
+        if signer is None:
+            raise SigningKeyError(
+                "the ledger has no signing key yet; create one with `receipts keys generate`"
+            )
+        c.ledger.check_signer(signer)
+        current = signer.verifier()
+    click.echo(current.to_key_string())
+
+
+@keys.command("list")
+@pass_ctx
+def keys_list(c: _Context) -> None:
+    """JSON array of the ledger's signing keys, first to current: {index, verifier_key,
+    from_size, recorded_at, rotation}."""
+    _out_pretty([dataclasses.asdict(k) for k in c.ledger.key_history()])
+
+
+@keys.command("rotate")
+@_key_file_option
+@click.option(
+    "--new-key-file",
+    type=click.Path(dir_okay=False),
+    help="Where to write the new key (default: the key file's path + '.<new key id>').",
+)
+@pass_ctx
+def keys_rotate(c: _Context, key_file: str | None, new_key_file: str | None) -> None:
+    """Make a new signing key and hand checkpoints over to it: a rotation statement signed by
+    the current key and the new one is recorded in the ledger. The old key file is kept.
+    Prints the new verifier key."""
+    old = _signing(c, key_file, make=False)
+    new = Signer.generate(old.name)
+    base = Path(key_file) if key_file else key_path(c.db)
+    path = Path(new_key_file) if new_key_file else rotated_path(base, new.verifier())
+    record = c.ledger.rotate_key(path, new)
+    found = "set RECEIPTS_KEY or --key-file to it" if new_key_file else "the ledger finds it there"
+    click.echo(
+        f"wrote signing key {path}; checkpoints from tree size {record.from_size} on are signed "
+        f"by it ({found}; restart `receipts serve`)",
+        err=True,
+    )
+    click.echo(record.verifier_key)
+
+
+def _signing(c: _Context, key_file: str | None, *, make: bool) -> Signer:
+    """The ledger's current signing key, loaded and checked (``make``: create the first one if
+    the ledger has none)."""
+    ledger = c.ledger
+    path = Path(key_file) if key_file else key_path(c.db)
+    if key_file:  # found as Ledger.open finds $RECEIPTS_KEY: the file, or its rotated successor
+        ledger.signer = find_signer(path, ledger.current_key())
+    if ledger.signer is None:
+        current = ledger.current_key()
+        if current is not None:
+            raise SigningKeyError(
+                f"no private key for the ledger's signing key {current.to_key_string()} at "
+                f"{path}: {HOW_TO_POINT}"
+            )
+        if not make:
+            raise SigningKeyError(
+                f"no signing key at {path}; create one with `receipts keys generate`"
+            )
+        made = ledger.generate_key(path, default_origin(c.db))
+        click.echo(f"generated signing key {path}; verifier key: "
+                   f"{made.verifier().to_key_string()}", err=True)  # fmt: skip
+        return made
+    ledger.check_signer(ledger.signer)
+    return ledger.signer
 
 
 @cli.command()
@@ -343,11 +428,12 @@ def integrate(c: _Context) -> None:
 
 
 @cli.command()
+@_key_file_option
 @pass_ctx
-def checkpoint(c: _Context) -> None:
-    """Integrate, check consistency with the last checkpoint, sign; print the signed note."""
-    if c.ledger.signer is None:
-        c.ledger.signer = load_signer(key_path(c.db))
+def checkpoint(c: _Context, key_file: str | None) -> None:
+    """Integrate, check consistency with the last checkpoint, sign with the ledger's key; print
+    the signed note."""
+    _signing(c, key_file, make=False)
     sys.stdout.write(c.ledger.checkpoint().note)
 
 

@@ -125,6 +125,19 @@ class StoredCheckpoint:
     signed_at: str
 
 
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    """One of the ledger's checkpoint signing keys: the first (``index`` 0, no rotation), or
+    the key a rotation statement (a note signed by the key before and by this one) hands over
+    to from tree size ``from_size`` on."""
+
+    index: int
+    verifier_key: str  # <name>+<hex key id>+<base64 key>
+    from_size: int
+    rotation: str | None  # the signed rotation statement, verbatim
+    recorded_at: str
+
+
 class ReadTxn(Protocol):
     """Reads inside one transaction: a consistent snapshot of the journal and the tree."""
 
@@ -161,6 +174,10 @@ class ReadTxn(Protocol):
         ...
 
     def checkpoints(self) -> Iterator[StoredCheckpoint]: ...
+
+    def keys(self) -> list[StoredKey]:
+        """The ledger's signing keys, first to current (empty before the first is recorded)."""
+        ...
 
 
 def filters(query: Query, mark: str, visible: str, table: str = "") -> tuple[str, list[Any]]:
@@ -209,6 +226,8 @@ class WriteTxn(ReadTxn, Protocol):
     def add_tree_head(self, size: int, root: bytes, at: str) -> None: ...
 
     def add_checkpoint(self, checkpoint: StoredCheckpoint) -> None: ...
+
+    def add_key(self, key: StoredKey) -> None: ...
 
 
 class Store(Protocol):

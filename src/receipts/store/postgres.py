@@ -38,7 +38,7 @@ from ..errors import (
 )
 from ..model import Receipt
 from ..tlog import Node
-from .base import Query, Row, StoredCheckpoint, checked_receipt, filters
+from .base import Query, Row, StoredCheckpoint, StoredKey, checked_receipt, filters
 
 SEQUENCE_LOCK: Final = 7236601  # also in migrations/postgres/0003_sequencing.sql
 MIGRATION_LOCK: Final = 7236602
@@ -56,6 +56,10 @@ _COLUMNS: Final = (
 )
 _CHECKPOINTS: Final = (
     f"SELECT size, root_hash, origin, note, {_TS.format('signed_at')} FROM public.tlog_checkpoints"
+)
+_KEYS: Final = (
+    "SELECT idx, verifier_key, from_size, rotation, "
+    f"{_TS.format('recorded_at')} FROM public.tlog_keys ORDER BY idx"
 )
 _FROM: Final = "public.ledger_events_v0 e LEFT JOIN public.ledger_entries_v0 x USING (seq)"
 _COPY: Final = (
@@ -316,6 +320,17 @@ class _Txn:
         self._conn.execute(
             "INSERT INTO public.tlog_checkpoints VALUES (%s, %s, %s, %s, %s)",
             (c.size, c.root_hash, c.origin, c.note, c.signed_at),
+        )
+
+    def keys(self) -> list[StoredKey]:
+        return [StoredKey(*row) for row in self._rows(_KEYS)]
+
+    def add_key(self, key: StoredKey) -> None:
+        k = key
+        self._conn.execute(
+            "INSERT INTO public.tlog_keys (idx, verifier_key, from_size, rotation, recorded_at) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            (k.index, k.verifier_key, k.from_size, k.rotation, k.recorded_at),
         )
 
 

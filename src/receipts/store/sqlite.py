@@ -34,7 +34,7 @@ from ..errors import (
 )
 from ..model import Receipt
 from ..tlog import Node
-from .base import Query, Row, StoredCheckpoint, checked_receipt, filters
+from .base import Query, Row, StoredCheckpoint, StoredKey, checked_receipt, filters
 
 _VISIBLE: Final = (
     "(owner_user_id = ? OR EXISTS (SELECT 1 FROM ledger_audience_v0 a "
@@ -247,6 +247,20 @@ class _Txn:
         self._conn.execute(
             "INSERT INTO tlog_checkpoints VALUES (?, ?, ?, ?, ?)",
             (c.size, c.root_hash, c.origin, c.note, c.signed_at),
+        )
+
+    def keys(self) -> list[StoredKey]:
+        sql = (
+            "SELECT idx, verifier_key, from_size, rotation, recorded_at FROM tlog_keys ORDER BY idx"
+        )
+        return [StoredKey(*row) for row in self._conn.execute(sql)]
+
+    def add_key(self, key: StoredKey) -> None:
+        k = key
+        self._conn.execute(
+            "INSERT INTO tlog_keys (idx, verifier_key, from_size, rotation, recorded_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (k.index, k.verifier_key, k.from_size, k.rotation, k.recorded_at),
         )
 
 

@@ -19,6 +19,7 @@ from .hashing import (
 from .note import Note, NoteSignature, Signer, Verifier, open_note, parse_note, sign_note
 from .proof import Node, Range, consistency_ranges, inclusion_ranges, subtree_nodes
 from .prooftext import TLOG_PROOF_HEADER, TlogProof
+from .rotation import ROTATION_HEADER, KeyChain, Rotation
 from .verify import root_from_inclusion_proof, verify_consistency, verify_inclusion
 
 __all__ = [
@@ -26,13 +27,16 @@ __all__ = [
     "HASH_SIZE",
     "LEAF_PREFIX",
     "NODE_PREFIX",
+    "ROTATION_HEADER",
     "TLOG_PROOF_HEADER",
     "Checkpoint",
     "CompactRange",
+    "KeyChain",
     "Node",
     "Note",
     "NoteSignature",
     "Range",
+    "Rotation",
     "Signer",
     "TlogProof",
     "Verifier",

@@ -13,6 +13,8 @@
 //	sign      sign a checkpoint text with a Go signer key (given, or generated)
 //	treehash  build a tree with tlog.StoredHashes and report tlog.TreeHash for
 //	          each size (0 apart), plus tlog.ProveRecord / tlog.ProveTree proofs
+//	open      open any signed note (a key rotation statement) with several
+//	          verifier keys and report which of them signed it
 //
 // On success it prints a JSON object and exits 0. On any failure it prints
 // {"ok": false, "stage": ..., "error": <Go error text>} on stdout, the same
@@ -50,7 +52,7 @@ func fail(stage string, err error) error { return &stageError{stage, err} }
 
 func main() {
 	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: verify verify|sign|treehash < request.json")
+		fmt.Fprintln(os.Stderr, "usage: verify verify|sign|treehash|open < request.json")
 		os.Exit(2)
 	}
 	out, err := run(os.Args[1], os.Stdin)
@@ -100,6 +102,12 @@ func run(mode string, in io.Reader) (map[string]any, error) {
 			return nil, fail("request", err)
 		}
 		return treeHash(&req)
+	case "open":
+		var req openRequest
+		if err := dec.Decode(&req); err != nil {
+			return nil, fail("request", err)
+		}
+		return openNote(&req)
 	}
 	return nil, fail("usage", fmt.Errorf("unknown mode %q", mode))
 }
@@ -364,4 +372,41 @@ func treeHash(req *treeRequest) (map[string]any, error) {
 	out["record_proofs_b64"] = records
 	out["tree_proofs_b64"] = trees
 	return out, nil
+}
+
+// --- open ------------------------------------------------------------------------------------
+
+type openRequest struct {
+	Vkeys []string `json:"vkeys"`
+	Note  string   `json:"note"`
+}
+
+func keyNames(sigs []note.Signature) []string {
+	out := make([]string, len(sigs))
+	for i, s := range sigs {
+		out[i] = fmt.Sprintf("%s+%08x", s.Name, s.Hash)
+	}
+	return out
+}
+
+// openNote opens a note with every given key as a verifier: note.Open checks each signature
+// by a known key and sets the others aside.
+func openNote(req *openRequest) (map[string]any, error) {
+	verifiers := make([]note.Verifier, len(req.Vkeys))
+	for i, k := range req.Vkeys {
+		v, err := note.NewVerifier(k)
+		if err != nil {
+			return nil, fail("vkey", fmt.Errorf("key %d: %v", i, err))
+		}
+		verifiers[i] = v
+	}
+	n, err := note.Open([]byte(req.Note), note.VerifierList(verifiers...))
+	if err != nil {
+		return nil, fail("open", err)
+	}
+	return map[string]any{
+		"text":       n.Text,
+		"signed_by":  keyNames(n.Sigs),
+		"unverified": keyNames(n.UnverifiedSigs),
+	}, nil
 }
