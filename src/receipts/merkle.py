@@ -155,9 +155,11 @@ def sign_checkpoint(store: Store, signer: Signer, now: Callable[[], str]) -> Sto
             try:
                 verify_consistency(last.size, size, proof, last.root_hash, root)
             except VerificationError as exc:
-                raise VerificationError(
-                    f"refusing to sign: tree of size {size} is not consistent with the "
-                    f"checkpoint of size {last.size}: {exc.message}"
+                raise TamperedError(
+                    f"refusing to sign: the stored tree of size {size} is not consistent with "
+                    f"the signed checkpoint of size {last.size} (its nodes or receipts were "
+                    "altered); run `receipts verify` to find where",
+                    [ErrorDetail(f"/checkpoint/{last.size}", exc.message)],
                 ) from exc
         note = Checkpoint(signer.name, size, root).sign(signer)
         stored = StoredCheckpoint(size, root, signer.name, note, now())
