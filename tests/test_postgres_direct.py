@@ -50,6 +50,8 @@ REFUSED = [
     (', "n": 1e20', {}, "/payload/n", MAGNITUDE),
     (', "n": 1.0000000000000000001', {}, "/payload/n", f"{INEXACT} (nearest: 1)"),
     (', "n": 0.1000000000000000001', {}, "/payload/n", f"{INEXACT} (nearest: 0.1)"),
+    (', "n": 0.10000000000000001', {}, "/payload/n", f"{INEXACT} (nearest: 0.1)"),
+    (', "n": 1.50000000000001e-320', {}, "/payload/n", f"{INEXACT} (nearest: 1.5e-320)"),
     (', "n": 1e-400', {}, "/payload/n", f"{INEXACT} (nearest: 0)"),
     (', "a/b": [0, {"~c": 2.0000000000000001}]', {}, "/payload/a~1b/1/~0c", INEXACT),
     (
@@ -138,7 +140,8 @@ def test_payload_size_is_measured_as_compact_json(pg_url: str) -> None:
 
 ACCEPTED = (
     ', "small": 0.1, "tiny": 1e-7, "max": 9007199254740991, "min": -9007199254740991, '
-    '"sub": 5e-324, "sum": 0.30000000000000004, "zero": -0, "hundred": 1E2, '
+    '"sub": 5e-324, "sub2": 1.5e-320, "e": 2.718281828459045, "sum": 0.30000000000000004, '
+    '"zero": -0, "hundred": 1E2, '
     '"neg": -1.5e-300, "long": 123456.78901234567, "deep": ' + nested(MAX_DEPTH)
 )
 
