@@ -172,14 +172,27 @@ class UnprovableReceiptError(TamperedError):
 
     code = "unprovable_receipt"
 
-    def __init__(self, seq: int, receipt_id: str, why: str) -> None:
-        super().__init__(
-            f"receipt seq {seq} (id {receipt_id}) cannot be integrated: {why}; the log stops "
-            f"before it (was it inserted with the journal's triggers disabled?)",
-            [ErrorDetail(f"/seq/{seq}", why)],
-        )
+    def __init__(
+        self,
+        message: str,
+        errors: list[ErrorDetail] | None = None,
+        *,
+        seq: int = -1,
+        receipt_id: str = "",
+    ) -> None:
+        super().__init__(message, errors)
         self.seq = seq
         self.receipt_id = receipt_id
+
+    @classmethod
+    def at(cls, seq: int, receipt_id: str, why: str) -> UnprovableReceiptError:
+        return cls(
+            f"receipt seq {seq} (id {receipt_id}) cannot be integrated: {why}; the log stops "
+            "before it (was it inserted with the journal's triggers disabled?)",
+            [ErrorDetail(f"/seq/{seq}", why)],
+            seq=seq,
+            receipt_id=receipt_id,
+        )
 
 
 class SigningKeyError(ReceiptsError):

@@ -117,15 +117,15 @@ def _unhashed_receipt(row: tuple[Any, ...]) -> Receipt:
     *fields, problem = row
     seq, receipt_id = fields[0], fields[1]
     if problem is not None:
-        raise UnprovableReceiptError(seq, receipt_id, f"{problem[0]}: {problem[1]}")
+        raise UnprovableReceiptError.at(seq, receipt_id, f"{problem[0]}: {problem[1]}")
     entry = dict(zip(ENTRY_KEYS, fields[1:], strict=True))
     try:
         entry["payload"] = orjson.loads(entry["payload"])
         return Receipt.from_entry(seq, entry)
     except ReceiptsError as exc:
-        raise UnprovableReceiptError(seq, receipt_id, exc.message) from exc
+        raise UnprovableReceiptError.at(seq, receipt_id, exc.message) from exc
     except (TypeError, ValueError) as exc:
-        raise UnprovableReceiptError(seq, receipt_id, str(exc)) from exc
+        raise UnprovableReceiptError.at(seq, receipt_id, str(exc)) from exc
 
 
 def _copy_row(r: Receipt) -> tuple[Any, ...]:
