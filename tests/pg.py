@@ -7,6 +7,7 @@ RECEIPTS_TEST_PG). With CI=true an unreachable server fails the run; elsewhere i
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -65,3 +66,26 @@ def pg_url(pg_template: str) -> Iterator[str]:
     """A fresh, migrated, throwaway database for one test."""
     with throwaway_database(pg_template) as url:
         yield url
+
+
+def connect_as(url: str, role: str, sub: str | None = None) -> psycopg.Connection:
+    """A connection behaving like a Supabase API request: SET ROLE plus JWT claims."""
+    conn = psycopg.connect(url, autocommit=True)
+    conn.execute(f"SET ROLE {role}")
+    claims = {"role": role, **({"sub": sub} if sub else {})}
+    conn.execute("SELECT set_config('request.jwt.claims', %s, false)", (json.dumps(claims),))
+    return conn
+
+
+def insert_sql(conn: psycopg.Connection, request: dict) -> tuple:
+    """A direct SQL insert of a receipt request (payload as JSON text, other fields as given)."""
+    cols = [k for k in request if k != "payload"] + ["payload"]
+    payload = request["payload"]
+    values = [request[k] for k in cols[:-1]] + [
+        payload if isinstance(payload, str) else json.dumps(payload)
+    ]
+    sql = (
+        f"INSERT INTO public.ledger_events_v0 ({', '.join(cols)}) "
+        f"VALUES ({', '.join(['%s'] * len(cols))}) RETURNING seq, id::text, producer, owner_user_id"
+    )
+    return conn.execute(sql, values).fetchone()

@@ -18,6 +18,7 @@ and an ``exit_code`` (for the CLI), so both edges map errors in exactly one plac
     │   └── UnsupportedMediaTypeError  the content type is not accepted  415
     ├── VerificationError           a signature, proof or hash does not check out     422 / exit 1
     │   └── TamperedError           stored data no longer matches what the log proves  500
+    │       └── UnprovableReceiptError  a stored row the log cannot be extended over
     ├── SigningKeyError             signing keys missing or unusable      500 / exit 1
     ├── OverloadedError             too much work queued; retry later     429 / exit 1
     └── StorageError                the database failed (driver errors end here)       503 / exit 1
@@ -163,6 +164,35 @@ class TamperedError(VerificationError):
 
     code = "tampered"
     http_status = 500
+
+
+class UnprovableReceiptError(TamperedError):
+    """A stored receipt whose entry cannot be made (a row that breaks the ledger's rules, e.g.
+    inserted with the journal's triggers disabled): the log stops before it, at ``seq``."""
+
+    code = "unprovable_receipt"
+
+    def __init__(
+        self,
+        message: str,
+        errors: list[ErrorDetail] | None = None,
+        *,
+        seq: int = -1,
+        receipt_id: str = "",
+    ) -> None:
+        super().__init__(message, errors)
+        self.seq = seq
+        self.receipt_id = receipt_id
+
+    @classmethod
+    def at(cls, seq: int, receipt_id: str, why: str) -> UnprovableReceiptError:
+        return cls(
+            f"receipt seq {seq} (id {receipt_id}) cannot be integrated: {why}; the log stops "
+            "before it (was it inserted with the journal's triggers disabled?)",
+            [ErrorDetail(f"/seq/{seq}", why)],
+            seq=seq,
+            receipt_id=receipt_id,
+        )
 
 
 class SigningKeyError(ReceiptsError):

@@ -18,6 +18,7 @@ from .errors import (
     ErrorDetail,
     NotFoundError,
     TamperedError,
+    UnprovableReceiptError,
     UsageError,
     VerificationError,
 )
@@ -93,30 +94,56 @@ def _check_integrated(txn: ReadTxn, size: int) -> None:
 
 
 def integrate(store: Store, now: Callable[[], str]) -> TreeHead:
-    """Extend the tree over every sequenced receipt; returns the new tree head."""
+    """Extend the tree over every sequenced receipt; returns the new tree head.
+
+    A receipt whose entry cannot be made stops the tree before it: every receipt before it is
+    integrated and committed, then UnprovableReceiptError names it (and does again on every
+    later call). A journal that no longer holds what the tree covers raises TamperedError.
+    """
     while True:
+        blocked: UnprovableReceiptError | None = None
         with store.write() as txn:
             size, end = txn.tree_size(), txn.next_seq()
-            if size > end:
+            if end < size:
+                missing = f"seq {end} is" if end == size - 1 else f"seqs {end}..{size - 1} are"
                 raise TamperedError(
-                    f"the Merkle tree covers {size} receipts but the journal ends at seq "
-                    f"{end - 1}: seqs {end}..{size - 1} are missing; run `receipts verify`",
-                    [ErrorDetail(f"/seq/{end}", "missing: the Merkle tree covers it")],
+                    f"the tree covers {size} receipts but the journal holds {end}: "
+                    f"{missing} missing; run `receipts verify`",
+                    [ErrorDetail(f"/seq/{end}", "integrated, then deleted from the journal")],
                 )
             stop = min(end, size + INTEGRATE_CHUNK)
             if stop == size:
                 return TreeHead(size, root_at(txn, size))
-            pending = txn.unhashed(size, stop)  # rows that arrived by direct SQL insert
-            if pending:
-                txn.add_entries(pending)
-            edge = CompactRange(size, txn.node_hashes(subtree_nodes(0, size)))
-            nodes = []
-            for leaf in txn.leaf_hashes(size, stop):
-                nodes += edge.append(leaf)
-            txn.add_nodes(nodes)
-            txn.add_tree_head(stop, edge.root(), now())
-            if stop == end:
-                return TreeHead(stop, edge.root())
+            try:
+                pending = txn.unhashed(size, stop)  # rows that arrived by direct SQL insert
+            except UnprovableReceiptError as exc:
+                blocked, stop = exc, exc.seq
+                pending = txn.unhashed(size, stop)
+            head = _extend(txn, size, stop, pending, now()) if stop > size else None
+        if blocked is not None:
+            raise blocked
+        if stop == end and head is not None:
+            return head
+
+
+def _extend(txn: WriteTxn, size: int, stop: int, pending: Sequence[Receipt], now: str) -> TreeHead:
+    """Extend the tree of ``size`` receipts to ``stop``; ``pending`` are the direct SQL
+    inserts among them, whose bytes are stored first."""
+    if pending:
+        txn.add_entries(pending)
+    edge = CompactRange(size, txn.node_hashes(subtree_nodes(0, size)))
+    nodes = []
+    for leaf in txn.leaf_hashes(size, stop):
+        nodes += edge.append(leaf)
+    if edge.size != stop:
+        raise TamperedError(
+            f"the journal holds {edge.size - size} receipts with seqs {size}..{stop - 1}, "
+            f"expected {stop - size}: a row was deleted",
+            [ErrorDetail(f"/seq/{size}", "a gap in the journal")],
+        )
+    txn.add_nodes(nodes)
+    txn.add_tree_head(stop, edge.root(), now)
+    return TreeHead(stop, edge.root())
 
 
 def integrate_appended(txn: WriteTxn, receipts: Sequence[Receipt], now: str) -> bool:
@@ -140,9 +167,18 @@ def sign_checkpoint(store: Store, signer: Signer, now: Callable[[], str]) -> Sto
 
     Refuses a signer that is not the ledger's current key (recording it as the first key if
     the ledger has none). Returns the latest checkpoint unchanged when nothing new was
-    integrated since.
+    integrated since. A receipt that cannot be integrated stops the tree before it: what comes
+    before it is still signed (so those receipts can be proven), then the error is raised.
     """
-    integrate(store, now)
+    try:
+        integrate(store, now)
+    except UnprovableReceiptError as blocked:
+        _sign(store, signer, now)
+        raise blocked from None
+    return _sign(store, signer, now)
+
+
+def _sign(store: Store, signer: Signer, now: Callable[[], str]) -> StoredCheckpoint:
     with store.write() as txn:
         keys.require_signer(txn, signer, now())  # under the write lock: no rotation in between
         size = txn.tree_size()  # a concurrent integrate may have gone further: sign what is there

@@ -34,10 +34,13 @@ from ..errors import (
     ReceiptsError,
     RevisionConflictError,
     StorageError,
+    UnprovableReceiptError,
     ValidationError,
 )
-from ..model import Receipt
+from ..jsontext import loads
+from ..model import ENTRY_KEYS, Receipt
 from ..tlog import Node
+from . import postgres_rules
 from .base import Query, Row, StoredCheckpoint, StoredKey, checked_receipt, filters
 
 SEQUENCE_LOCK: Final = 7236601  # also in migrations/postgres/0003_sequencing.sql
@@ -62,6 +65,16 @@ _KEYS: Final = (
     f"{_TS.format('recorded_at')} FROM public.tlog_keys ORDER BY idx"
 )
 _FROM: Final = "public.ledger_events_v0 e LEFT JOIN public.ledger_entries_v0 x USING (seq)"
+# Rows that arrived by direct SQL insert and have no bytes yet: the payload as text (parsed
+# where a failure can be told apart) and what the direct-insert rules say about the row.
+_UNHASHED: Final = (
+    "SELECT e.seq, e.id::text, e.domain, e.event_type, e.entity_type, e.entity_id, "
+    f"e.owner_user_id, {_TS.format('e.occurred_at')}, {_TS.format('e.recorded_at')}, e.op, "
+    "e.logical_id::text, e.supersedes_id::text, e.revision, e.producer, e.payload::text, "
+    f"{postgres_rules.NAME}(e.occurred_at, e.recorded_at, e.payload) "
+    f"FROM {_FROM} WHERE e.seq >= %s AND e.seq < %s "
+    "AND e.leaf_hash IS NULL AND x.leaf_hash IS NULL ORDER BY e.seq"
+)
 _COPY: Final = (
     "COPY public.ledger_events_v0 (seq, id, domain, event_type, entity_type, entity_id, "
     "owner_user_id, occurred_at, recorded_at, op, logical_id, supersedes_id, revision, producer, "
@@ -108,6 +121,23 @@ def _row(row: tuple[Any, ...]) -> Row:
 
 def _row_to_receipt(row: tuple[Any, ...]) -> Receipt:
     return checked_receipt(_row(row))
+
+
+def _unhashed_receipt(row: tuple[Any, ...]) -> Receipt:
+    """A direct SQL insert's receipt, its bytes made here; UnprovableReceiptError if they cannot
+    be (a row that breaks the rules the trigger enforces got in with the trigger disabled)."""
+    *fields, problem = row
+    seq, receipt_id = fields[0], fields[1]
+    if problem is not None:
+        raise UnprovableReceiptError.at(seq, receipt_id, f"{problem[0]}: {problem[1]}")
+    entry = dict(zip(ENTRY_KEYS, fields[1:], strict=True))
+    try:
+        entry["payload"] = loads(entry["payload"], "/payload")
+        return Receipt.from_entry(seq, entry)
+    except ReceiptsError as exc:
+        raise UnprovableReceiptError.at(seq, receipt_id, exc.message) from exc
+    except (TypeError, ValueError) as exc:
+        raise UnprovableReceiptError.at(seq, receipt_id, str(exc)) from exc
 
 
 def _copy_row(r: Receipt) -> tuple[Any, ...]:
@@ -237,11 +267,7 @@ class _Txn:
         return int(self._rows("SELECT coalesce(max(size), 0) FROM public.tlog_tree_heads")[0][0])
 
     def unhashed(self, start: int, end: int) -> list[Receipt]:
-        sql = (
-            f"SELECT {_COLUMNS} FROM {_FROM} WHERE e.seq >= %s AND e.seq < %s "
-            "AND e.leaf_hash IS NULL AND x.leaf_hash IS NULL ORDER BY e.seq"
-        )
-        return list(map(_row_to_receipt, self._rows(sql, (start, end))))
+        return list(map(_unhashed_receipt, self._rows(_UNHASHED, (start, end))))
 
     def add_entries(self, receipts: Sequence[Receipt]) -> None:
         with self._conn.cursor() as cur:
@@ -457,7 +483,18 @@ def migrate(conn: psycopg.Connection[Any], catalog: Catalog | None = None) -> li
                 )
             applied.append(item.name)
         sync_catalog(conn, catalog or Catalog.load())
+        sync_rules(conn)
     return applied
+
+
+def sync_rules(conn: psycopg.Connection[Any]) -> None:
+    """Install the direct-insert rules generated from this process's limits (postgres_rules)."""
+    body = postgres_rules.rules_body()
+    row = conn.execute(
+        "SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure(%s)", (postgres_rules.FUNCTION,)
+    ).fetchone()
+    if row is None or row[0] != body:
+        conn.execute(postgres_rules.rules_sql(body).encode())
 
 
 def sync_catalog(conn: psycopg.Connection[Any], catalog: Catalog) -> None:
