@@ -53,8 +53,7 @@ def _fail(error: ReceiptsError) -> NoReturn:
 
 
 def _input(file: str, expects: str) -> tuple[int, IO[bytes] | None]:
-    """The file descriptor of FILE (``-``: stdin) and the handle to close. On a terminal, says
-    first what is expected: otherwise the command would seem to hang."""
+    """The file descriptor of FILE (``-``: stdin) and the handle to close."""
     if file != "-":
         try:
             handle = open(file, "rb")  # noqa: SIM115 - the caller closes it
@@ -62,9 +61,14 @@ def _input(file: str, expects: str) -> tuple[int, IO[bytes] | None]:
             raise UsageError(f"cannot read {file}: {exc.strerror}") from None
         return handle.fileno(), handle
     if sys.stdin.isatty():
-        click.echo(f"Reading {expects} from the terminal; end the input with Ctrl-D "
-                   "(Ctrl-Z then Enter on Windows), or pass a FILE.", err=True)  # fmt: skip
+        _hint(expects)
     return sys.stdin.fileno(), None
+
+
+def _hint(expects: str) -> None:
+    """Say what a command reading a terminal waits for: otherwise it would seem to hang."""
+    click.echo(f"Reading {expects} from the terminal; end the input with Ctrl-D "
+               "(Ctrl-Z then Enter on Windows), or pass a FILE.", err=True)  # fmt: skip
 
 
 class _Context:
@@ -152,6 +156,8 @@ def import_(c: _Context, file: str, producer: str, batch_size: int) -> None:
     rejected line with its reasons; exits 1 if any line was rejected."""
     from .bulk import import_file
 
+    if file == "-" and sys.stdin.isatty():
+        _hint("JSON Lines (receipt requests, or stored receipts)")
     report = import_file(c.ledger, file, producer, max(1, batch_size))
     _out(report.to_dict())
     if report.stopped is not None:
@@ -446,6 +452,8 @@ def prove(c: _Context, receipt_id: str, size: int | None) -> None:
 @click.option("--key", "vkey", required=True, help="Verifier key string (or a file holding it).")
 def verify_bundle(file: Any, vkey: str) -> None:
     """Verify a receipt bundle offline: no ledger, no network."""
+    if file.isatty():
+        _hint("a receipt bundle (JSON)")
     if Path(vkey).is_file():
         vkey = Path(vkey).read_text("utf-8").strip()
     _out(Bundle.from_json(file.read()).verify(Verifier.from_key_string(vkey)).to_dict())
