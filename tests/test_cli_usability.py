@@ -18,7 +18,7 @@ import pytest
 
 from receipts import Catalog, Ledger, ValidationError
 from receipts.cli.demo import story
-from test_api_support import SERVICE, assert_problem, serve
+from test_api_support import assert_problem, bearer, serve, token
 
 ROOT = Path(__file__).resolve().parents[1]
 RECEIPTS = str(Path(sys.executable).with_name("receipts"))
@@ -95,20 +95,21 @@ def test_cli_query_typo_exits_1_with_a_suggestion(tmp_path: Path) -> None:
 
 
 def test_http_list_and_get_answer_422_for_a_typo_or_a_malformed_id(tmp_path: Path) -> None:
+    service = bearer(token("service_role", "pipeline"))  # made now: a token made earlier expires
     with serve(str(tmp_path / "api.db")) as api:
-        response = api.client.get("/v0/receipts?domain=payment", headers=SERVICE)
+        response = api.client.get("/v0/receipts?domain=payment", headers=service)
         problem = assert_problem(response, 422, "validation_failed", ["/domain"])
         assert "did you mean 'payments'?" in problem["errors"][0]["message"]
         assert_problem(
-            api.client.get("/v0/receipts?entity=refnd:rf_1", headers=SERVICE),
+            api.client.get("/v0/receipts?entity=refnd:rf_1", headers=service),
             422, "validation_failed", ["/entity"],
         )  # fmt: skip
         assert_problem(
-            api.client.get("/v0/receipts/not-a-uuid", headers=SERVICE),
+            api.client.get("/v0/receipts/not-a-uuid", headers=service),
             422, "validation_failed", ["/id"],
         )  # fmt: skip
         assert_problem(
-            api.client.get("/v0/proofs/inclusion?id=not-a-uuid", headers=SERVICE),
+            api.client.get("/v0/proofs/inclusion?id=not-a-uuid", headers=service),
             422, "validation_failed", ["/id"],
         )  # fmt: skip
 
