@@ -155,7 +155,7 @@ def test_not_found_problems(api: Api) -> None:
         client.get(f"/v0/receipts/{missing}", headers=SERVICE), 404, "not_found", ["/id"]
     )
     assert_problem(
-        client.get("/v0/receipts/not-a-uuid", headers=SERVICE), 404, "not_found", ["/id"]
+        client.get("/v0/receipts/not-a-uuid", headers=SERVICE), 422, "validation_failed", ["/id"]
     )
     assert_problem(client.get("/v0/catalog/no_such_type"), 404, "not_found", ["/event_type"])
     assert_problem(client.get("/v0/checkpoint"), 404, "not_found", ["/size"])

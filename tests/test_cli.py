@@ -261,8 +261,9 @@ def test_import_collects_garbage_itself_and_gives_collection_back(
     ledger: Ledger, request_for: MakeRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``import_file`` turns automatic collection off while it imports, collects every so many
-    lines instead, and turns it back on afterwards, also when a malformed line stops it."""
+    lines instead, and turns it back on afterwards, also when an error stops it."""
     from receipts.cli import bulk
+    from receipts.errors import StorageError
 
     collections: list[bool] = []
     monkeypatch.setattr(bulk, "_COLLECT_EVERY", 20)  # lines
@@ -270,22 +271,26 @@ def test_import_collects_garbage_itself_and_gives_collection_back(
     bad = request_for("payment_captured", entity_id="pi_bad")
     bad["payload"]["amount"] = -5
     lines = [request_for("payment_captured", entity_id=f"pi_{i}") for i in range(50)]
-    lines[23] = bad  # batch 3 of 5 (lines 21-30) is refused
+    lines[23] = bad  # line 24, in batch 3 of 5, is refused; the others are stored
     path = tmp_path / "in.jsonl"
     path.write_text(jsonl(*lines))
     assert gc.isenabled()
-    report = bulk.import_file(ledger, path, "service_role_pipeline", 10)
-    assert (report["imported"], report["rejected_batches"], report["receipts"]) == (40, 1, 40)
-    assert report["rejected"][0]["lines"] == [21, 30]
-    assert [e["pointer"] for e in report["rejected"][0]["errors"]] == ["/23/payload/amount"]
+    report = bulk.import_file(ledger, str(path), "service_role_pipeline", 10).to_dict()
+    assert (report["stored"], len(report["rejected"]), report["receipts"]) == (49, 1, 49)
+    assert report["rejected"][0]["line"] == 24
+    assert [e["pointer"] for e in report["rejected"][0]["errors"]] == ["/payload/amount"]
     assert collections == [False, False]  # after batches 2 and 4, with automatic collection off
     assert gc.isenabled()
 
-    path.write_text(jsonl(*lines[:10]).replace("pi_", "pj_") + "{not json\n")
-    with pytest.raises(ReceiptsError, match="line 11"):
-        bulk.import_file(ledger, path, "service_role_pipeline", 10)
+    def lost(self: Ledger, requests: Any, **kwargs: Any) -> Any:
+        raise StorageError("the database went away")
+
+    monkeypatch.setattr(Ledger, "commit", lost)
+    path.write_text(jsonl(*lines[:10]).replace("pi_", "pj_"))
+    stopped = bulk.import_file(ledger, str(path), "service_role_pipeline", 10)
+    assert isinstance(stopped.stopped, StorageError)
     assert gc.isenabled()
-    assert ledger.size() == 50  # the batch before the malformed line was stored
+    assert ledger.size() == 49
 
 
 def test_empty_input_appends_nothing(cli: Cli) -> None:
@@ -631,7 +636,7 @@ def test_main_maps_errors_to_json_and_exit_codes(
     assert json.loads(capsys.readouterr().out)["receipts"] == 0
 
     with pytest.raises(SystemExit) as exited:
-        main(["--db", db, "get", "not-a-uuid"])
+        main(["--db", db, "get", "0190b2a4-5c6d-7e8f-9a0b-1c2d3e4f5a6b"])
     assert exited.value.code == 1
     report = json.loads(capsys.readouterr().err)
     assert report["code"] == "not_found"

@@ -523,10 +523,9 @@ def test_get_by_id_in_any_uuid_spelling(ledger: Ledger, request_for: MakeRequest
     assert ledger.get(FIXED_ID.replace("-", "")) == stored
 
 
-@pytest.mark.parametrize("wanted", ["0190b2a4-5c6d-7e8f-9a0b-000000000000", "not-a-uuid"])
-def test_get_unknown_is_not_found(ledger: Ledger, wanted: str) -> None:
+def test_get_unknown_is_not_found(ledger: Ledger) -> None:
     with pytest.raises(NotFoundError) as caught:
-        ledger.get(wanted)
+        ledger.get("0190b2a4-5c6d-7e8f-9a0b-000000000000")
     assert caught.value.code == "not_found"
     assert pointers(caught.value) == ["/id"]
 

@@ -9,6 +9,7 @@ Contract:
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import suppress
@@ -239,9 +240,10 @@ class Ledger:
     def get(self, receipt_id: str) -> Receipt:
         try:
             key = normalize_uuid(receipt_id)
-        except ValueError:
-            raise NotFoundError(
-                f"no receipt {receipt_id!r}", [ErrorDetail("/id", "expected a UUID")]
+        except ValueError:  # a malformed id is the caller's mistake, not a missing receipt
+            raise ValidationError(
+                f"not a receipt id: {receipt_id!r}",
+                [ErrorDetail("/id", "expected a UUID, e.g. 0190b2a4-5c6d-7e8f-9a0b-1c2d3e4f5a6b")],
             ) from None
         receipt = self.store.get(key)
         if receipt is None:
@@ -261,8 +263,11 @@ class Ledger:
         limit: int | None = None,
         visible_to: str | None = None,
     ) -> Iterator[Receipt]:
-        """Receipts matching every given filter, in ``seq`` order, fetched page by page."""
-        entity_type, entity_id = split_entity(entity) if entity else (None, None)
+        """Receipts matching every given filter, in ``seq`` order, fetched page by page.
+        A domain, event type or entity type the catalog does not know is refused (a typo
+        would otherwise match nothing, silently)."""
+        entity_type, entity_id = self._entity(entity) if entity else (None, None)
+        _check_filters(self.catalog, domain, event_type)
         bounds = {k: _time_arg(k, v) for k, v in (("since", since), ("until", until))}
         left = limit
         while left is None or left > 0:
@@ -286,8 +291,19 @@ class Ledger:
 
     def current(self, entity: str, *, include_voided: bool = False) -> list[Receipt]:
         """The current view: the latest revision of each logical event about the entity."""
-        heads = self.store.current(*split_entity(entity))
+        heads = self.store.current(*self._entity(entity))
         return [r for r in heads if include_voided or r.op != "void"]
+
+    def _entity(self, ref: str) -> tuple[str, str]:
+        """``TYPE:ID`` split, its type checked against the catalog."""
+        entity_type, entity_id = split_entity(ref)
+        known = {t for event_type in self.catalog for t in event_type.entity_types}
+        if entity_type not in known:
+            raise ValidationError(
+                f"unknown entity type {entity_type!r}",
+                [ErrorDetail("/entity", _unknown("entity type", entity_type, known))],
+            )
+        return entity_type, entity_id
 
     def size(self) -> int:
         return self.store.size()
@@ -434,6 +450,28 @@ class Ledger:
             trusted = verifier or (self.signer.verifier() if self.signer else None)
             chain = None if trusted is None else KeyChain.follow(trusted)
         return audit(self.store, chain, progress, self.validator)
+
+
+def _unknown(what: str, name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    hint = f"did you mean {close[0]!r}?" if close else "see `receipts catalog list`"
+    return f"unknown {what} {name!r} in the catalog; {hint}"
+
+
+def _check_filters(catalog: Catalog, domain: str | None, event_type: str | None) -> None:
+    problems = []
+    if domain is not None and domain not in catalog.domains:
+        problems.append(ErrorDetail("/domain", _unknown("domain", domain, catalog.domains)))
+    if event_type is not None:
+        spec = catalog.types.get(event_type)
+        if spec is None:
+            message = _unknown("event type", event_type, catalog.types)
+            problems.append(ErrorDetail("/event_type", message))
+        elif domain is not None and domain in catalog.domains and spec.domain != domain:
+            message = f"event type {event_type!r} belongs to domain {spec.domain!r}"
+            problems.append(ErrorDetail("/event_type", message))
+    if problems:
+        raise ValidationError("bad query filter: nothing could match", problems)
 
 
 def _time_arg(name: str, value: str | None) -> str | None:

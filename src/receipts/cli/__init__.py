@@ -12,28 +12,36 @@ import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import IO, Any, NoReturn
 
 import click
 import orjson
+from click.exceptions import NoArgsIsHelpError
 from rich.console import Console
 from rich.progress import MofNCompleteColumn, Progress
 
 from ..bundle import Bundle
 from ..catalog import Catalog
-from ..errors import ErrorDetail, ReceiptsError, SigningKeyError, TamperedError, UsageError
+from ..errors import (
+    ConflictError,
+    ErrorDetail,
+    ReceiptsError,
+    SigningKeyError,
+    TamperedError,
+    UsageError,
+)
 from ..keys import (
     HOW_TO_POINT,
     default_origin,
     find_signer,
-    generate_key,
     key_path,
     rotated_path,
 )
 from ..ledger import DEFAULT_DB, Ledger
 from ..model import PRODUCERS, Receipt
 from ..tlog import Signer, Verifier
-from .jsonin import read_batches
+from .display import shown_url
+from .jsonin import read_batches, read_document
 
 
 def _out(value: Any) -> None:
@@ -56,6 +64,25 @@ def _fail(error: ReceiptsError) -> NoReturn:
     sys.stderr.buffer.write(orjson.dumps(error.to_dict()) + b"\n")
     sys.stderr.flush()
     sys.exit(error.exit_code)
+
+
+def _input(file: str, expects: str) -> tuple[int, IO[bytes] | None]:
+    """The file descriptor of FILE (``-``: stdin) and the handle to close."""
+    if file != "-":
+        try:
+            handle = open(file, "rb")  # noqa: SIM115 - the caller closes it
+        except OSError as exc:
+            raise UsageError(f"cannot read {file}: {exc.strerror}") from None
+        return handle.fileno(), handle
+    if sys.stdin.isatty():
+        _hint(expects)
+    return sys.stdin.fileno(), None
+
+
+def _hint(expects: str) -> None:
+    """Say what a command reading a terminal waits for: otherwise it would seem to hang."""
+    click.echo(f"Reading {expects} from the terminal; end the input with Ctrl-D "
+               "(Ctrl-Z then Enter on Windows), or pass a FILE.", err=True)  # fmt: skip
 
 
 class _Context:
@@ -120,7 +147,7 @@ def cli(ctx: click.Context, db: str, catalogs: tuple[str, ...]) -> None:
 @pass_ctx
 def init(c: _Context) -> None:
     """Create the ledger (or migrate it to this version)."""
-    _out({"db": c.ledger.store.url, "receipts": c.ledger.size()})
+    _out({"db": shown_url(c.ledger.store.url), "receipts": c.ledger.size()})
 
 
 @cli.command()
@@ -128,34 +155,55 @@ def init(c: _Context) -> None:
 def migrate(c: _Context) -> None:
     """Apply pending schema migrations (idempotent) and sync the catalog into the database."""
     store = c.ledger.store
-    _out({"db": store.url, "applied": store.applied, "receipts": c.ledger.size()})
+    _out({"db": shown_url(store.url), "applied": store.applied, "receipts": c.ledger.size()})
 
 
 @cli.command("import")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--producer", type=click.Choice(PRODUCERS), default="service_role_pipeline")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@click.option(
+    "--producer",
+    type=click.Choice(PRODUCERS),
+    default="service_role_pipeline",
+    show_default=True,
+    help="Write receipt requests as this producer (stored receipts keep their own).",
+)
 @click.option("--batch-size", default=5000, show_default=True, help="Lines per transaction.")
 @pass_ctx
 def import_(c: _Context, file: str, producer: str, batch_size: int) -> None:
-    """Bulk-import a JSON Lines file: each batch is one all-or-nothing transaction (COPY on
-    PostgreSQL). Prints a summary with every rejected line; exits 1 if any batch was rejected."""
+    """Import a JSON Lines file (or - for stdin): receipt requests, or stored receipts as
+    `receipts query` prints them (copied with their ids and producers). A bad line is rejected
+    and the rest goes on; lines without an id get one derived from their content, so a rerun
+    stores nothing twice (docs/import.md). Prints which lines were committed and every
+    rejected line with its reasons; exits 1 if any line was rejected."""
     from .bulk import import_file
 
-    report = import_file(c.ledger, Path(file), producer, max(1, batch_size))
-    _out(report)
-    if report["rejected_batches"]:
+    if file == "-" and sys.stdin.isatty():
+        _hint("JSON Lines (receipt requests, or stored receipts)")
+    report = import_file(c.ledger, file, producer, max(1, batch_size))
+    _out(report.to_dict())
+    if report.stopped is not None:
+        raise report.stopped
+    if report.rejected:
         sys.exit(1)
 
 
 @cli.command()
 @pass_ctx
 def demo(c: _Context) -> None:
-    """Record a multi-domain story and print a short summary."""
-    from .demo import run_demo
+    """Record a multi-domain story and print a short summary. Refuses a ledger that holds
+    anything but the demo's own receipts; running it again writes nothing new."""
+    from .demo import only_the_demo, run_demo
 
     ledger = c.ledger
+    if not only_the_demo(ledger):  # before the key below: another ledger gets nothing from it
+        raise ConflictError(
+            f"{shown_url(ledger.store.url)} holds {ledger.size()} receipt(s), not only the "
+            "demo's: the demo writes only into an empty ledger or its own. Run it in an empty "
+            "folder, or give it a file of its own: receipts --db demo.db demo",
+            [ErrorDetail("/db", "a ledger with receipts that are not the demo's")],
+        )
     if ledger.signer is None:  # the demo shows signed checkpoints: make a key the first time
-        ledger.signer = generate_key(key_path(c.db), default_origin(c.db))
+        ledger.generate_key(key_path(c.db), default_origin(c.db))
     run_demo(ledger)
 
 
@@ -173,14 +221,7 @@ def demo(c: _Context) -> None:
 def append(c: _Context, file: str, producer: str, batch_size: int) -> None:
     """Append receipts from FILE or stdin: a JSON object, an array (one atomic batch), or JSON
     Lines (committed in batches as they stream in; each receipt is printed once committed)."""
-    if file == "-":
-        fd, handle = sys.stdin.fileno(), None
-    else:
-        try:
-            handle = open(file, "rb")  # noqa: SIM115 - closed below, after streaming
-        except OSError as exc:
-            raise UsageError(f"cannot read {file}: {exc.strerror}") from None
-        fd = handle.fileno()
+    fd, handle = _input(file, "receipt requests (a JSON object, an array, or JSON Lines)")
     try:
         for batch in read_batches(fd, max(1, batch_size)):
             _out_receipts(
@@ -189,6 +230,58 @@ def append(c: _Context, file: str, producer: str, batch_size: int) -> None:
     finally:
         if handle is not None:
             handle.close()
+
+
+_PRODUCER = click.option(
+    "--producer",
+    type=click.Choice(PRODUCERS),
+    default="service_role_pipeline",
+    show_default=True,
+    help="Write as this producer.",
+)
+
+
+def _payload(file: str) -> Any:
+    fd, handle = _input(file, "the new payload (a JSON object)")
+    try:
+        return read_document(fd, "/payload")
+    finally:
+        if handle is not None:
+            handle.close()
+
+
+@cli.command()
+@click.argument("receipt_id")
+@click.argument("file", default="-")
+@_PRODUCER
+@pass_ctx
+def amend(c: _Context, receipt_id: str, file: str, producer: str) -> None:
+    """Correct the event whose current head is RECEIPT_ID: its new payload (a JSON object,
+    validated like an assert) from FILE or stdin. Prints the new receipt."""
+    _out_receipts([c.ledger.amend(receipt_id, _payload(file), producer=producer)])
+
+
+@cli.command()
+@click.argument("receipt_id")
+@click.option("--reason", required=True, help="Why it is voided (payload void_reason).")
+@click.option("--by", "voided_by", required=True, help="Who voids it (payload voided_by).")
+@_PRODUCER
+@pass_ctx
+def void(c: _Context, receipt_id: str, reason: str, voided_by: str, producer: str) -> None:
+    """Void the event whose current head is RECEIPT_ID: hidden from the current view, kept in
+    the history. Prints the new receipt."""
+    _out_receipts([c.ledger.void(receipt_id, reason, voided_by, producer=producer)])
+
+
+@cli.command()
+@click.argument("receipt_id")
+@click.argument("file", default="-")
+@_PRODUCER
+@pass_ctx
+def restate(c: _Context, receipt_id: str, file: str, producer: str) -> None:
+    """Re-enable a voided event (RECEIPT_ID is its void) with a full payload from FILE or
+    stdin. Prints the new receipt."""
+    _out_receipts([c.ledger.restate(receipt_id, _payload(file), producer=producer)])
 
 
 @cli.command()
@@ -451,6 +544,8 @@ def prove(c: _Context, receipt_id: str, size: int | None) -> None:
 @click.option("--key", "vkey", required=True, help="Verifier key string (or a file holding it).")
 def verify_bundle(file: Any, vkey: str) -> None:
     """Verify a receipt bundle offline: no ledger, no network."""
+    if file.isatty():
+        _hint("a receipt bundle (JSON)")
     if Path(vkey).is_file():
         vkey = Path(vkey).read_text("utf-8").strip()
     _out(Bundle.from_json(file.read()).verify(Verifier.from_key_string(vkey)).to_dict())
@@ -499,6 +594,9 @@ def main(argv: list[str] | None = None) -> None:
         _fail(error)
     except click.exceptions.Exit as done:
         sys.exit(done.exit_code)
+    except NoArgsIsHelpError as error:  # `receipts` (or a group) alone: the help, as text
+        error.show()
+        sys.exit(error.exit_code)
     except click.Abort:
         sys.exit(130)
     except click.ClickException as error:  # usage errors: bad option, missing argument

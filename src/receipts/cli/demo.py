@@ -1,7 +1,8 @@
 """``receipts demo``: a believable week of a local-events app, in every domain.
 
 Ids are derived from names (UUIDv5), so running the demo again replays the same requests and
-the ledger answers them idempotently: nothing is written twice.
+the ledger answers them idempotently: nothing is written twice. It writes only into a ledger
+that holds nothing but its own story (see ``foreign_receipts``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from rich.table import Table
 from ..bundle import Bundle
 from ..ledger import Ledger
 from ..model import Receipt
+from .display import shown_url
 
 _NAMESPACE = uuid.UUID("5c1c0f5e-2b8e-4e55-9a53-7d6a4e0c2f10")
 TRACE = "checkout-jazz-night-7f3a"
@@ -379,15 +381,23 @@ def story() -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
+def only_the_demo(ledger: Ledger) -> bool:
+    """Whether ``ledger`` holds nothing but (part of) the demo's own story."""
+    ours = {request["id"] for _, request in story()}
+    size = ledger.size()
+    return size <= len(ours) and all(r.id in ours for r in ledger.query(limit=len(ours)))
+
+
 def run_demo(ledger: Ledger, console: Console | None = None) -> list[Receipt]:
     console = console or Console(highlight=False, soft_wrap=True)
     before = ledger.size()
     stored = [ledger.append(request, producer=producer) for producer, request in story()]
     added = ledger.size() - before
     if added:
-        console.print(f"Recorded [bold]{added}[/] receipts in {ledger.store.url}")
+        console.print(f"Recorded [bold]{added}[/] receipts in {shown_url(ledger.store.url)}")
     else:
-        console.print(f"All {len(stored)} demo receipts were already in {ledger.store.url}: "
+        console.print(f"All {len(stored)} demo receipts were already in "
+                      f"{shown_url(ledger.store.url)}: "
                       "the replay was idempotent, nothing was written twice.")  # fmt: skip
     _summary(ledger, stored, console)
     return stored

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from ..errors import FormatError, ValidationError
+from ..errors import ErrorDetail, FormatError, ReceiptsError, ValidationError
 from ..jsontext import loads
 
 MAX_BATCH = 1000
@@ -23,6 +23,15 @@ _IDLE_SECONDS = 0.05
 class Batch:
     items: list[Any]
     pointers: list[str]  # JSON pointer prefix of each item in the input
+
+
+@dataclass(slots=True)
+class Line:
+    """One non-blank line of JSON Lines: its value, or why it could not be read."""
+
+    number: int  # 1-based
+    value: Any
+    error: ReceiptsError | None = None
 
 
 class _Lines:
@@ -121,4 +130,31 @@ def _json_lines(lines: _Lines, first: Any, number: int, max_batch: int) -> Itera
             batch.items.append(_parse(line, pointer, f"on line {number}"))
             batch.pointers.append(pointer)
     if batch.items:
+        yield batch
+
+
+def read_document(fd: int, pointer: str) -> Any:
+    """The one JSON document of the whole input (``pointer`` names it in errors)."""
+    data = _Lines(fd).rest()
+    if not data.strip():
+        raise ValidationError("no input", [ErrorDetail(pointer, "expected a JSON document")])
+    return _parse(data, pointer, "in the input")
+
+
+def read_lines(fd: int, max_batch: int) -> Iterator[list[Line]]:
+    """JSON Lines, strictly one value a line, in batches of at most ``max_batch`` non-blank
+    lines. A line that cannot be read comes with its error instead of ending the input."""
+    lines, batch, number = _Lines(fd), [], 0
+    while (line := lines.readline()) is not None:
+        number += 1
+        if not line.strip():
+            continue
+        try:
+            batch.append(Line(number, _parse(line, f"/{number - 1}", f"on line {number}")))
+        except ReceiptsError as error:
+            batch.append(Line(number, None, error))
+        if len(batch) >= max_batch:
+            yield batch
+            batch = []
+    if batch:
         yield batch

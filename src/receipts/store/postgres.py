@@ -21,6 +21,7 @@ from typing import Any, Final
 import orjson
 import psycopg
 from psycopg import errors as pgerr
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.types.json import set_json_loads
 from psycopg.types.string import BytesBinaryDumper
 
@@ -364,6 +365,24 @@ def _checkpoint(row: tuple[Any, ...]) -> StoredCheckpoint:
     return StoredCheckpoint(int(row[0]), bytes(row[1]), row[2], row[3], row[4])
 
 
+def _connect(url: str) -> psycopg.Connection[Any]:
+    """A connection; failing, an error naming the server and database, never the password."""
+    try:
+        return psycopg.connect(url, autocommit=True)
+    except psycopg.Error as exc:
+        try:
+            info = conninfo_to_dict(url)
+        except psycopg.Error:
+            info = {}
+        where = (f"database {info.get('dbname') or '(default)'!r} on "
+                 f"{info.get('host') or 'localhost'}:{info.get('port') or 5432} "
+                 f"as user {info.get('user') or '(default)'!r}")  # fmt: skip
+        reason = " ".join(str(exc).split())
+        if info.get("password"):
+            reason = reason.replace(str(info["password"]), "***")
+        raise StorageError(f"cannot connect to the PostgreSQL ledger: {where}: {reason}") from exc
+
+
 class PostgresStore:
     """A ledger journal in a PostgreSQL database (``public.ledger_events_v0``)."""
 
@@ -375,8 +394,8 @@ class PostgresStore:
     def __init__(self, url: str, catalog: Catalog | None = None) -> None:
         self.url = url
         self._lock = threading.RLock()
+        self._conn = _connect(url)
         with _translated():
-            self._conn = psycopg.connect(url, autocommit=True)
             set_json_loads(orjson.loads, self._conn)
             self._conn.execute("SET synchronous_commit = on")
             self._conn.execute("SET TIME ZONE 'UTC'")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -268,6 +269,31 @@ def _checkpoint(row: tuple[Any, ...]) -> StoredCheckpoint:
     return StoredCheckpoint(int(row[0]), bytes(row[1]), row[2], row[3], row[4])
 
 
+@contextmanager
+def _opening(path: str) -> Iterator[None]:
+    """Driver errors while opening name the file and, where it can be told, why."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        error = translate(exc)
+        if type(error) is StorageError:  # not one of the ledger's own refusals
+            error = StorageError(f"cannot open the SQLite ledger {path}: {_why(Path(path), exc)}")
+        raise error from exc
+
+
+def _why(path: Path, exc: sqlite3.Error) -> str:
+    folder = path.absolute().parent
+    if not folder.is_dir():
+        return f"the directory {folder} does not exist (create it first)"
+    if path.is_dir():
+        return "that is a directory; give a file path, e.g. receipts.db"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"no permission to create or write files in {folder} (SQLite needs both)"
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        return "no permission to read and write the file"
+    return f"sqlite: {exc}"
+
+
 class SQLiteStore:
     """A ledger journal in one SQLite file (or ``:memory:``)."""
 
@@ -282,7 +308,7 @@ class SQLiteStore:
         # writer, so queries stay fast while a (group) commit is in progress.
         self._lock = threading.RLock()
         self._read_lock = threading.RLock()
-        with _translated():
+        with _opening(self.path):
             self._conn = self._connect()
             # 8 KiB pages instead of 4: a commit writes each dirty page to the WAL in calls of
             # its own, and inserts spread over an index dirty many (docs/benchmarks.md §5).
