@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+import tracemalloc
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -283,3 +284,38 @@ def test_cli_refuses_deep_nesting(
     document.write_text(refund_text("1", extra=f', "deep": {nested(600)}'))
     code, output = run_cli(capsysbinary, "--db", str(tmp_path / "cli.db"), "append", str(document))
     assert code == 1 and "nested deeper than" in output
+
+
+@pytest.mark.parametrize("command", ["append", "import"])
+def test_the_cli_reads_a_line_over_the_limit_without_keeping_it(
+    tmp_path: Path,
+    capsysbinary: pytest.CaptureFixture[bytes],
+    monkeypatch: pytest.MonkeyPatch,
+    command: str,
+) -> None:
+    monkeypatch.setenv("RECEIPTS_MAX_RECEIPT_BYTES", "4096")
+    lines = tmp_path / "in.jsonl"
+    huge = refund_text("1", entity_id="rf_2", extra=f', "notes": "{"x" * 5_000_000}"')
+    lines.write_text(refund_text("1") + "\n" + huge + "\n" + refund_text("2", entity_id="rf_3"))
+    tracemalloc.start()
+    code, output = run_cli(capsysbinary, "--db", str(tmp_path / "cli.db"), command, str(lines))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert code == 1
+    assert peak < 2_000_000  # the 5 MB line was never held whole
+    assert "over the limit of 20480 bytes (RECEIPTS_MAX_RECEIPT_BYTES)" in output
+    if command == "import":  # the line is rejected; the lines around it are stored
+        report = json.loads(output)
+        assert report["committed"] == [[1, 1], [3, 3]]
+        assert [r["line"] for r in report["rejected"]] == [2]
+
+
+def test_the_cli_refuses_a_document_over_the_limit(
+    tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RECEIPTS_MAX_RECEIPT_BYTES", "4096")
+    document = tmp_path / "big.json"
+    document.write_text("[\n" + ",\n".join([refund_text("1")] * 1000) + "\n]")
+    code, output = run_cli(capsysbinary, "--db", str(tmp_path / "cli.db"), "append", str(document))
+    assert code == 1
+    assert "send many receipts as JSON Lines" in output
