@@ -11,6 +11,7 @@ Contract:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from ..tlog import Node
 
 _PAYLOAD: Final = ENTRY_KEYS.index("payload")
 _entry_values: Final = itemgetter(*ENTRY_KEYS)
+_sha256: Final = hashlib.sha256  # RFC 9162 leaf hash: SHA-256(0x00 || entry bytes)
+_new_receipt: Final = tuple.__new__
 
 
 class Row(NamedTuple):
@@ -37,6 +40,27 @@ class Row(NamedTuple):
     correlation_id: str | None
     entry: bytes | None
     leaf: bytes | None
+
+
+def receipt_if_intact(row: tuple[Any, ...]) -> Receipt | None:
+    """The hot read path of ``checked_receipt``, on a row as both stores select it (seq, the
+    entry's 14 columns, correlation_id, entry, leaf_hash): the receipt if every check passes,
+    else None, and ``checked_receipt`` says what is wrong."""
+    entry, leaf = row[16], row[17]
+    if type(entry) is not bytes or _sha256(b"\x00" + entry).digest() != leaf:
+        return None
+    try:
+        parsed = orjson.loads(entry)
+        values = _entry_values(parsed)
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+    if values[:_PAYLOAD] != row[1 : _PAYLOAD + 1] or len(parsed) != len(ENTRY_KEYS):
+        return None
+    payload = values[_PAYLOAD]
+    correlation = payload.get("correlation_id") if type(payload) is dict else None
+    if row[15] != (correlation if type(correlation) is str else None):
+        return None
+    return _new_receipt(Receipt, (row[0], *values, entry, leaf))
 
 
 def tampered(seq: int, receipt_id: Any, why: str) -> TamperedError:

@@ -42,7 +42,15 @@ from ..jsontext import loads
 from ..model import ENTRY_KEYS, Receipt
 from ..tlog import Node
 from . import postgres_rules
-from .base import Query, Row, StoredCheckpoint, StoredKey, checked_receipt, filters
+from .base import (
+    Query,
+    Row,
+    StoredCheckpoint,
+    StoredKey,
+    checked_receipt,
+    filters,
+    receipt_if_intact,
+)
 
 SEQUENCE_LOCK: Final = 7236601  # also in migrations/postgres/0003_sequencing.sql
 MIGRATION_LOCK: Final = 7236602
@@ -121,7 +129,7 @@ def _row(row: tuple[Any, ...]) -> Row:
 
 
 def _row_to_receipt(row: tuple[Any, ...]) -> Receipt:
-    return checked_receipt(_row(row))
+    return receipt_if_intact(row) or checked_receipt(_row(row))
 
 
 def _unhashed_receipt(row: tuple[Any, ...]) -> Receipt:

@@ -35,7 +35,15 @@ from ..errors import (
 )
 from ..model import Receipt
 from ..tlog import Node
-from .base import Query, Row, StoredCheckpoint, StoredKey, checked_receipt, filters
+from .base import (
+    Query,
+    Row,
+    StoredCheckpoint,
+    StoredKey,
+    checked_receipt,
+    filters,
+    receipt_if_intact,
+)
 
 _VISIBLE: Final = (
     "(owner_user_id = ? OR EXISTS (SELECT 1 FROM ledger_audience_v0 a "
@@ -84,7 +92,7 @@ def _row(row: tuple[Any, ...]) -> Row:
 
 
 def _row_to_receipt(row: tuple[Any, ...]) -> Receipt:
-    return checked_receipt(_row(row))
+    return receipt_if_intact(row) or checked_receipt(_row(row))
 
 
 @functools.lru_cache(maxsize=16)
