@@ -35,8 +35,8 @@ from test_api_support import (
     writes_held,
 )
 
-JSON = {**SERVICE, "content-type": "application/json"}
-CE = {**SERVICE, "content-type": "application/cloudevents+json"}
+JSON = SERVICE.plus(content_type="application/json")
+CE = SERVICE.plus(content_type="application/cloudevents+json")
 
 
 @pytest.fixture

@@ -14,13 +14,20 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
-from ..errors import ErrorDetail, NotFoundError, PermissionDeniedError, ValidationError
+from ..errors import (
+    ErrorDetail,
+    NotFoundError,
+    PermissionDeniedError,
+    ReceiptsError,
+    ValidationError,
+)
 from ..ledger import Pending
 from ..model import Receipt
 from ..validate import REQUEST_FIELDS
 from .app import ReceiptsAPI, Service
 from .auth import Principal, authenticate
 from .body import read_json
+from .docs import SECURED
 
 JSON = "application/json"
 MAX_LIMIT = 1000
@@ -81,7 +88,8 @@ def install(app: ReceiptsAPI, service: Service) -> None:
             return True
         return principal.sub is not None and ledger.store.can_read(receipt, principal.sub)
 
-    @app.post("/v0/receipts", status_code=201, openapi_extra=_BODY, tags=["receipts"])
+    @app.post("/v0/receipts", status_code=201, openapi_extra={**_BODY, **SECURED},
+              tags=["receipts"])  # fmt: skip
     async def append(request: Request) -> Response:
         """Append one receipt request, or an array (one atomic batch). 201 = durably committed."""
         principal = principal_of(request, service)
@@ -117,7 +125,7 @@ def install(app: ReceiptsAPI, service: Service) -> None:
                     [ErrorDetail(f"{pointer}/supersedes_id", "not your receipt")],
                 )
 
-    @app.get("/v0/receipts/{receipt_id}", tags=["receipts"])
+    @app.get("/v0/receipts/{receipt_id}", tags=["receipts"], openapi_extra=SECURED)
     def get_receipt(request: Request, receipt_id: str, format: str | None = None) -> Response:
         """One receipt; ``?format=cloudevent`` gives it as a CloudEvent."""
         principal = principal_of(request, service)
@@ -135,7 +143,7 @@ def install(app: ReceiptsAPI, service: Service) -> None:
             raise ValidationError("unknown format", [ErrorDetail("/format", "expected cloudevent")])
         return json_response(receipt.to_dict())
 
-    @app.get("/v0/receipts", tags=["receipts"])
+    @app.get("/v0/receipts", tags=["receipts"], openapi_extra=SECURED)
     def list_receipts(
         request: Request,
         entity: str | None = None,
@@ -158,7 +166,7 @@ def install(app: ReceiptsAPI, service: Service) -> None:
         next_after = items[-1].seq if len(items) == limit else None
         return json_response({"items": [r.to_dict() for r in items], "next_after": next_after})
 
-    @app.get("/v0/entities/{entity}/current", tags=["receipts"])
+    @app.get("/v0/entities/{entity}/current", tags=["receipts"], openapi_extra=SECURED)
     def current(request: Request, entity: str, include_voided: bool = False) -> Response:
         """The current view of an entity: the latest revision of each logical event."""
         principal = principal_of(request, service)
@@ -175,7 +183,7 @@ def install(app: ReceiptsAPI, service: Service) -> None:
             raise NotFoundError("no checkpoint yet", [ErrorDetail("/size", "nothing signed yet")])
         return PlainTextResponse(latest.note)
 
-    @app.get("/v0/proofs/inclusion", tags=["proofs"])
+    @app.get("/v0/proofs/inclusion", tags=["proofs"], openapi_extra=SECURED)
     def inclusion(
         request: Request,
         id: str | None = None,
@@ -218,15 +226,28 @@ def install(app: ReceiptsAPI, service: Service) -> None:
         return json_response(ledger.catalog.get(event_type).schema())
 
     @app.get("/health", tags=["service"])
-    def health() -> Response:
-        return json_response({"status": "ok", "receipts": ledger.size(),
-                              "checkpoint_size": service.checkpoint_size})  # fmt: skip
+    async def health() -> Response:
+        """200 ``ok`` while writes are taken; 503 ``degraded``, with the problems, while they
+        would be refused (the writer cannot start, the queue is full, the store is
+        unreachable), so a load balancer stops sending requests here."""
+        problems = await service.committer.problems()
+        size = None
+        try:
+            size = await service.store_size()
+        except ReceiptsError as error:
+            problems.append(f"the store is unreachable: {error.message}")
+        body: dict[str, Any] = {"status": "degraded" if problems else "ok", "receipts": size,
+                                "checkpoint_size": service.checkpoint_size}  # fmt: skip
+        if not problems:
+            return json_response(body)
+        body["problems"] = problems
+        return Response(orjson.dumps(body), 503, {"Retry-After": "1"}, media_type=JSON)
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["service"])
     def metrics() -> Response:
         return Response(service.metrics.render(), media_type="text/plain; version=0.0.4")
 
-    @app.get("/v0/stream", tags=["receipts"])
+    @app.get("/v0/stream", tags=["receipts"], openapi_extra=SECURED)
     async def stream(
         request: Request, after: int | None = Query(None, ge=-1, le=MAX_SEQ)
     ) -> Response:
