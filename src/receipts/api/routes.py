@@ -58,6 +58,23 @@ _BODY = {
 }
 
 
+# Characters JSON leaves as they are but many line readers end a line at (Python's
+# str.splitlines, and the clients built on it): escaped, an event's data stays one line.
+_LINE_BREAKS = (
+    (b"\xc2\x85", b"\\u0085"),
+    (b"\xe2\x80\xa8", b"\\u2028"),
+    (b"\xe2\x80\xa9", b"\\u2029"),
+)
+
+
+def _one_line(data: bytes) -> bytes:
+    """``data`` (UTF-8 JSON) with U+0085, U+2028 and U+2029 escaped: the same JSON value."""
+    for raw, escaped in _LINE_BREAKS:
+        if raw in data:
+            data = data.replace(raw, escaped)
+    return data
+
+
 def json_response(value: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(value), status, media_type=JSON)
 
@@ -277,7 +294,7 @@ def install(app: ReceiptsAPI, service: Service) -> None:
             commits = committer.commits  # a commit while we read must not be slept through
             page = await run_in_threadpool(_page, cursor, visible)
             for r in page:
-                yield b"id: %d\nevent: receipt\ndata: %s\n\n" % (r.seq, r.to_json())
+                yield b"id: %d\nevent: receipt\ndata: %s\n\n" % (r.seq, _one_line(r.to_json()))
                 cursor = r.seq
             if len(page) < 500 and committer.commits == commits:
                 try:
