@@ -40,6 +40,9 @@ USER_A, USER_B = "7f3c2a10-5b6e-4c1d-9a8f-0e2d4b6c8a01", "2b9d4e60-1c3a-4f7e-8d5
 PROBLEM = "application/problem+json"
 OCN = Path(__file__).parent / "fixtures" / "ocn"
 _CATALOG = Catalog.load()
+# Seconds a helper waits for something before it fails the test: only a bound for failure,
+# far above what anything takes on a loaded machine (tests never race the clock).
+BOUND = 60.0
 
 
 PROJECT_REF = "abcdefghijklmnopqrst"  # a Supabase project's ref: 20 lowercase letters
@@ -200,7 +203,7 @@ class Api:
         assert response.status_code == 201, response.text
         return response.json()
 
-    def wait_checkpoint(self, size: int, timeout: float = 10) -> str:
+    def wait_checkpoint(self, size: int, timeout: float = BOUND) -> str:
         """The signed note once a checkpoint of at least ``size`` exists."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -287,7 +290,7 @@ def assert_problem(
     return body
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 10, what: str = "") -> None:
+def wait_until(predicate: Callable[[], bool], timeout: float = BOUND, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -315,7 +318,7 @@ class EventStream:
         finally:
             self._lines.put(None)
 
-    def next(self, timeout: float = 10) -> dict[str, str]:
+    def next(self, timeout: float = BOUND) -> dict[str, str]:
         """The next event (comments skipped): its fields, e.g. {id, event, data}."""
         event: dict[str, str] = {}
         deadline = time.monotonic() + timeout
@@ -335,7 +338,7 @@ class EventStream:
             name, _, value = line.partition(":")
             event[name] = value.removeprefix(" ")
 
-    def receipts_until(self, seq: int, timeout: float = 10) -> list[dict[str, Any]]:
+    def receipts_until(self, seq: int, timeout: float = BOUND) -> list[dict[str, Any]]:
         """Receipt events up to and including the one with ``seq``."""
         out = []
         while True:

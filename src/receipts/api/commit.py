@@ -118,7 +118,9 @@ class GroupCommitter(Committer):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         while not self.queue.empty():  # never taken: not stored
-            _settle([self.queue.get_nowait()], StorageError(_STOPPED))
+            group = self.queue.get_nowait()
+            self.waiting -= len(group.items)
+            _settle([group], StorageError(_STOPPED))
 
     async def submit(self, items: Sequence[Pending]) -> list[Receipt]:
         if self._task is None or self._task.done():
