@@ -67,6 +67,8 @@ def test_headers_over_the_limit_are_431(server: Server) -> None:
     assert b"content-type: application/problem+json" in answer
     assert b'"code":"headers_too_large"' in answer
     assert b"over the limit of 16384 bytes" in answer
+    noted = "- - 431 - (the request line and headers are over the limit of 16384 bytes)\n"
+    wait_until(lambda: noted in server.err, what="the refusal in the access log")
     # Under the limit, the same is served.
     fine = httpx.get(server.url + "/health", headers={"X-Padding": "a" * 10_000}, timeout=BOUND)
     assert fine.status_code == 200

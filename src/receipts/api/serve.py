@@ -14,9 +14,9 @@ the connection is closed.
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -27,8 +27,6 @@ from ..errors import HeadersTooLargeError, ReceiptsError, RequestTimeoutError
 from .problems import problem_bytes
 from .settings import Settings
 
-access = logging.getLogger("receipts.access")
-
 
 class Bounded(HttpToolsProtocol):
     """Uvicorn's httptools protocol with the three bounds; ``bounded`` sets them."""
@@ -36,6 +34,7 @@ class Bounded(HttpToolsProtocol):
     header_limit = Settings.header_limit
     header_timeout = Settings.header_timeout
     body_timeout = Settings.body_timeout
+    log: Callable[[str], object] | None = None  # the access log's, for what it refuses
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -102,7 +101,8 @@ class Bounded(HttpToolsProtocol):
         """Answer ``error`` if no response is under way, and close the connection."""
         self._refused = True
         self._disarm()
-        access.info("- - %d - (%s)", error.http_status, error.message)
+        if self.log is not None:
+            self.log(f"- - {error.http_status} - ({error.message})\n")
         cycle = self.cycle
         if self.transport.is_closing():
             return
@@ -114,22 +114,25 @@ class Bounded(HttpToolsProtocol):
         self.transport.close()
 
 
-def bounded(settings: Settings) -> type[Bounded]:
-    """The protocol class with ``settings``' bounds."""
+def bounded(settings: Settings, log: Callable[[str], object] | None = None) -> type[Bounded]:
+    """The protocol class with ``settings``' bounds (``log``: where it notes what it refuses)."""
     limits = {
         "header_limit": settings.header_limit,
         "header_timeout": settings.header_timeout,
         "body_timeout": settings.body_timeout,
+        "log": staticmethod(log) if log is not None else None,
     }
     return type("Bounded", (Bounded,), limits)
 
 
 class AccessLog:
-    """One line per request on the ``receipts.access`` logger: method, path, status and
-    duration. The path as sent (still percent-encoded, no query), so a line is one line."""
+    """One line per request: method, path, status and duration. The path as sent (still
+    percent-encoded, no query), so a line is one line. Written straight to the stream (about
+    2 us a line; through ``logging``, 13)."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, write: Callable[[str], object]) -> None:
         self.app = app
+        self.write = write
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -147,14 +150,11 @@ class AccessLog:
         try:
             await self.app(scope, receive, sending)
         finally:
-            path = scope.get("raw_path") or scope["path"].encode()
-            access.info(
-                "%s %s %s %.1fms",
-                scope["method"],
-                path.decode("ascii", "backslashreplace"),
-                status,
-                (time.perf_counter() - start) * 1000,
+            path = (scope.get("raw_path") or scope["path"].encode()).decode(
+                "ascii", "backslashreplace"
             )
+            ms = (time.perf_counter() - start) * 1000
+            self.write(f"{scope['method']} {path} {status} {ms:.1f}ms\n")
 
 
 class Server(uvicorn.Server):
@@ -169,16 +169,13 @@ class Server(uvicorn.Server):
 def run(app: Any, settings: Settings, host: str, port: int) -> None:
     """Serve ``app`` until SIGINT or SIGTERM (port 0: any free port, named in the
     ``listening on`` line)."""
-    if settings.access_log:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        access.addHandler(handler)
-        access.setLevel(logging.INFO)
-        access.propagate = False
-        app = AccessLog(app)
+    log = sys.stderr.write if settings.access_log else None  # line-buffered: a line a write
+    if log is not None:
+        app = AccessLog(app, log)
     config = uvicorn.Config(
-        app, host=host, port=port, http=bounded(settings), log_level="warning", access_log=False
-    )
+        app, host=host, port=port, http=bounded(settings, log), log_level="warning",
+        access_log=False,
+    )  # fmt: skip
     server = Server(config)
     server.run()
     if not server.started:
