@@ -10,10 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from receipts import Catalog, EventType, Ledger
 
 pytest_plugins = ["pg"]  # PostgreSQL fixtures: pg_template, pg_url
+
+# No per-example deadline: on a loaded machine one example may take longer than Hypothesis's
+# 200 ms default, and a correct test would fail (tests never depend on the machine's speed).
+settings.register_profile("receipts", deadline=None)
+settings.load_profile("receipts")
 
 # The nine domains of the seed catalog (seeds/ledger-event-catalog-v0.md): 94 event types.
 # Other built-in domains (e.g. the OCN CloudEvents) may come on top.

@@ -4,7 +4,8 @@ end user; everything for the service role and edge functions; nothing for anon).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import jwt
@@ -22,6 +23,8 @@ from test_api_support import (
     USER_A,
     USER_B,
     Api,
+    Bearer,
+    api_key,
     assert_problem,
     bearer,
     captured,
@@ -29,6 +32,7 @@ from test_api_support import (
     refund,
     serve,
     token,
+    user_token,
 )
 
 
@@ -46,26 +50,69 @@ def sqlite_api(tmp_path: Any) -> Iterator[Api]:
 
 # --- 401: no valid credentials -------------------------------------------------------------------
 
-BAD_CREDENTIALS = {
-    "missing": {},
-    "empty bearer": {"Authorization": "Bearer "},
-    "basic scheme": {"Authorization": "Basic dXNlcjpwYXNz"},
-    "malformed jwt": bearer("not-a.jwt"),
-    "garbage": bearer("garbage"),
-    "expired": bearer(token("service_role", "pipeline", ttl=-60)),
-    "wrong secret": bearer(token("service_role", "pipeline", secret=OTHER_SECRET)),
-    "unknown role": bearer(token("admin", "root")),
-    "no role claim": bearer(token(None, USER_A)),
-    "authenticated without sub": bearer(token("authenticated")),
-    "alg none": bearer(jwt.encode({"role": "service_role"}, None, algorithm="none")),
-    "HS512": bearer(jwt.encode({"role": "service_role"}, SECRET + SECRET, algorithm="HS512")),
+
+def _minted(mint: Callable[[], str]) -> Bearer:
+    return Bearer(mint)
+
+
+# name: (headers, what the problem's detail says). Tokens are minted when sent.
+BAD_CREDENTIALS: dict[str, tuple[Mapping[str, str], str]] = {
+    "missing": ({}, "missing Authorization: Bearer token"),
+    "empty bearer": ({"Authorization": "Bearer "}, "expected Authorization: Bearer <token>"),
+    "basic scheme": ({"Authorization": "Basic dXNlcjpwYXNz"}, "expected Authorization: Bearer"),
+    "malformed jwt": (bearer("not-a.jwt"), "invalid token: Not enough segments"),
+    "garbage": (bearer("garbage"), "invalid token: Not enough segments"),
+    "expired": (_minted(lambda: user_token(USER_A, ttl=-120)), "token expired"),
+    "expired api key": (_minted(lambda: api_key("service_role", ttl=-120)), "token expired"),
+    "wrong secret": (
+        _minted(lambda: api_key("service_role", secret=OTHER_SECRET)),
+        "invalid token: Signature verification failed",
+    ),
+    "unknown role": (_minted(lambda: token("admin", "root")), "unknown role 'admin'"),
+    "no role claim": (
+        _minted(lambda: user_token(USER_A, role=None)),
+        'invalid token: Token is missing the "role" claim',
+    ),
+    "no exp claim": (
+        _minted(lambda: user_token(USER_A, exp=None)),
+        'invalid token: Token is missing the "exp" claim',
+    ),
+    "authenticated without sub": (
+        _minted(lambda: user_token(USER_A, sub=None)),
+        "an authenticated token needs a `sub` claim",
+    ),
+    "authenticated without aud": (
+        _minted(lambda: user_token(USER_A, aud=None)),
+        "an end user's token needs an `aud` claim",
+    ),
+    "another audience": (
+        _minted(lambda: user_token(USER_A, aud="storage")),
+        "token audience 'storage' is not accepted (expected authenticated)",
+    ),
+    "issued in the future": (
+        _minted(lambda: user_token(USER_A, iat=int(time.time()) + 3600)),
+        "invalid token: The token is not yet valid (iat)",
+    ),
+    "not valid before": (
+        _minted(lambda: user_token(USER_A, nbf=int(time.time()) + 3600)),
+        "invalid token: The token is not yet valid (nbf)",
+    ),
+    "alg none": (
+        bearer(jwt.encode({"role": "service_role"}, None, algorithm="none")),
+        "invalid token: The specified alg value is not allowed",
+    ),
+    "HS512": (
+        bearer(jwt.encode({"role": "service_role"}, SECRET + SECRET, algorithm="HS512")),
+        "invalid token: The specified alg value is not allowed",
+    ),
 }
 
 
-@pytest.mark.parametrize("headers", BAD_CREDENTIALS.values(), ids=BAD_CREDENTIALS.keys())
+@pytest.mark.parametrize("case", BAD_CREDENTIALS.values(), ids=BAD_CREDENTIALS.keys())
 def test_missing_invalid_or_expired_credentials_are_401_with_www_authenticate(
-    sqlite_api: Api, headers: dict[str, str]
+    sqlite_api: Api, case: tuple[Mapping[str, str], str]
 ) -> None:
+    headers, detail = case
     client = sqlite_api.client
     for response in (
         client.get("/v0/receipts", headers=headers),
@@ -79,6 +126,7 @@ def test_missing_invalid_or_expired_credentials_are_401_with_www_authenticate(
     ):
         body = assert_problem(response, 401, "unauthorized")
         assert response.headers["www-authenticate"].startswith("Bearer")
+        assert body["detail"].startswith(detail), body["detail"]
         assert body["errors"] == []
     assert sqlite_api.ledger.size() == 0
 
@@ -270,10 +318,8 @@ def test_reads_show_own_and_granted_rows_only(api: Api, reader: str) -> None:
     assert {r["id"] for r in seen} == {ids[n] for n in visible} | {sentinel["id"]}
 
 
-def headers_sub(headers: dict[str, str]) -> str | None:
-    return {AUTH_A["Authorization"]: USER_A, AUTH_B["Authorization"]: USER_B}.get(
-        headers["Authorization"]
-    )
+def headers_sub(headers: Mapping[str, str]) -> str | None:
+    return USER_A if headers is AUTH_A else USER_B if headers is AUTH_B else None
 
 
 @pytest.mark.backends("sqlite")

@@ -10,7 +10,7 @@ import signal
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from receipts.ledger import Pending
 from receipts.tlog import Signer
 from test_api_support import (
     AUTH_A,
+    BOUND,
     SERVICE,
     Api,
     assert_problem,
@@ -35,14 +36,22 @@ from test_api_support import (
     writes_held,
 )
 
-JSON = {**SERVICE, "content-type": "application/json"}
-CE = {**SERVICE, "content-type": "application/cloudevents+json"}
+JSON = SERVICE.plus(content_type="application/json")
+CE = SERVICE.plus(content_type="application/cloudevents+json")
 
 
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[Api]:
     with serve(str(tmp_path / "errors.db"), body_limit=4096) as opened:
         yield opened
+
+
+async def until(predicate: Callable[[], bool]) -> None:
+    """Wait for ``predicate``, failing after a generous bound."""
+    deadline = time.monotonic() + BOUND
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.005)
 
 
 def intent(**payload: Any) -> dict[str, Any]:
@@ -351,7 +360,6 @@ def test_a_store_failure_is_not_reported_as_bad_input(tmp_path: Path) -> None:
         assert_problem(api.post(refund()), 503, "storage_error")
         assert api.service.committer.waiting == 0
         del api.ledger.commit_groups
-        time.sleep(0)
         assert api.append(refund())["seq"] == 0
 
 
@@ -393,8 +401,7 @@ def test_a_group_in_flight_when_the_server_stops_is_committed_and_answered(
         submitted = asyncio.create_task(
             committer.submit([Pending(body[0], "service_role_pipeline", "")])
         )
-        while committer.waiting == 0:
-            await asyncio.sleep(0.01)
+        await until(lambda: committer.waiting == 1)
         stopping = asyncio.create_task(committer.stop())
         await asyncio.sleep(0.3)
         assert not submitted.done() and not stopping.done()
@@ -429,8 +436,7 @@ def test_a_writer_process_stuck_at_shutdown_is_killed_and_its_group_fails(
             submitted = asyncio.create_task(
                 committer.submit([Pending(body[0], "service_role_pipeline", "")])
             )
-            while committer.waiting == 0:
-                await asyncio.sleep(0.01)
+            await until(lambda: committer.waiting == 1)
             await committer.stop()
         finally:
             holder.execute("ROLLBACK")

@@ -22,7 +22,18 @@ from receipts import Ledger
 from receipts.api import Settings, create_app
 from receipts.tlog import Signer
 from receipts.validate import REQUEST_FIELDS
-from test_api_support import AUTH_A, EDGE, ORIGIN, SECRET, SERVICE, Api, ocn_example, refund, serve
+from test_api_support import (
+    AUTH_A,
+    EDGE,
+    ORIGIN,
+    SECRET,
+    SERVICE,
+    USER_A,
+    Api,
+    ocn_example,
+    refund,
+    serve,
+)
 
 MAX_EXAMPLES = 25
 
@@ -32,7 +43,7 @@ def api_schema(ledger_url: str) -> Iterator[Any]:
     ledger = Ledger.open(ledger_url, signer=Signer.generate(ORIGIN))
     # Something to find: receipts, an OCN trace, a checkpoint.
     ledger.append(refund("r-1"))
-    ledger.append_batch([refund(f"r-{i}", owner_user_id="user-a") for i in range(2, 5)])
+    ledger.append_batch([refund(f"r-{i}", owner_user_id=USER_A) for i in range(2, 5)])
     ledger.checkpoint()
     app = create_app(
         ledger,
@@ -95,7 +106,7 @@ def test_no_operation_answers_a_5xx(api_schema: Any, subtests: pytest.Subtests) 
                 )
                 @given(case=operation.as_strategy(generation_mode=mode))
                 def run(case: Any) -> None:
-                    case.call_and_validate(headers=SERVICE, checks=[not_a_server_error])
+                    case.call_and_validate(headers=dict(SERVICE), checks=[not_a_server_error])
 
                 try:
                     run()
@@ -368,7 +379,7 @@ def _get_operations(api: Api) -> list[tuple[str, list[tuple[str, str]]]]:
 
 def test_every_parameter_survives_every_nasty_value(api: Api) -> None:
     """A deterministic sweep: each declared parameter, alone, set to each known-nasty value."""
-    api.append([refund("r-1"), refund("r-2", owner_user_id="user-a")])
+    api.append([refund("r-1"), refund("r-2", owner_user_id=USER_A)])
     api.ledger.checkpoint()
     for path, parameters in _get_operations(api):
         for name, where in parameters:
@@ -417,7 +428,7 @@ def test_every_field_survives_every_nasty_value(api: Api) -> None:
 
 def test_query_and_path_parameters_never_answer_a_5xx(api: Api) -> None:
     """Every parameter /openapi.json declares, given hostile values (path and query)."""
-    api.append([refund("r-1"), refund("r-2", owner_user_id="user-a")])
+    api.append([refund("r-1"), refund("r-2", owner_user_id=USER_A)])
     api.ledger.checkpoint()
     operations = _get_operations(api)
     values = STRINGS | st.integers().map(str) | NASTY_INTS.map(str)

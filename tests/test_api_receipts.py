@@ -4,7 +4,6 @@ group commit under concurrency, and the background checkpointer."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -279,15 +278,13 @@ def test_background_checkpoints_follow_appends_and_confirm_ocn_audits(tmp_path: 
             json=ocn_example("decision_approve"),
             headers={**SERVICE, "content-type": "application/cloudevents+json"},
         )
-        appended = time.monotonic()
         assert response.status_code == 201, response.text
         audit = response.json()
         assert audit["type"] == "ocn.weave.audit.v1"
         assert audit["data"]["status"] == "stored"
         assert audit["data"]["verification"]["verified"] is False
 
-        note = api.wait_checkpoint(1, timeout=5)
-        assert time.monotonic() - appended < 2 * interval + 0.3
+        note = api.wait_checkpoint(1)
         assert Checkpoint.open(note, api.signer.verifier()).size == 1
         trace = api.client.get("/receipts/txn_67890", headers=SERVICE).json()
         (confirmed,) = trace["audits"]
@@ -298,12 +295,11 @@ def test_background_checkpoints_follow_appends_and_confirm_ocn_audits(tmp_path: 
         assert verification["verification_timestamp"] == confirmed["time"]
         assert confirmed["data"]["block_height"] == audit["data"]["block_height"] == 0
 
-        # Nothing new: no more signing.
-        assert [c.size for c in signed()] == [0, 1]
-        time.sleep(3 * interval)
+        # Nothing new, nothing signed: however long the checks above took, the tree of one
+        # receipt was signed once.
         assert [c.size for c in signed()] == [0, 1]
         api.append(refund())
-        api.wait_checkpoint(2, timeout=5)
+        api.wait_checkpoint(2)
         assert [c.size for c in signed()] == [0, 1, 2]
 
 
@@ -405,7 +401,7 @@ def test_stream_tails_from_a_seq_and_resumes_with_last_event_id(api: Api) -> Non
             client.get(f"/v0/receipts/{r['id']}", headers=SERVICE).text for r in rows[2:]
         ]
         live = api.append(refund("r-live"))
-        event = stream.next(timeout=5)
+        event = stream.next()
         assert (event["id"], event["event"]) == ("5", "receipt")
         assert event["data"] == client.get(f"/v0/receipts/{live['id']}", headers=SERVICE).text
 
@@ -414,7 +410,7 @@ def test_stream_tails_from_a_seq_and_resumes_with_last_event_id(api: Api) -> Non
     with event_stream(client, "/v0/stream?after=0", headers) as stream:
         assert [stream.next()["id"] for _ in range(2)] == ["4", "5"]
         api.append([refund("r-6"), refund("r-7")])
-        assert [stream.next(timeout=5)["id"] for _ in range(2)] == ["6", "7"]
+        assert [stream.next()["id"] for _ in range(2)] == ["6", "7"]
 
     with event_stream(client, "/v0/stream", SERVICE) as stream:  # no cursor: from the start
         assert [r["seq"] for r in stream.receipts_until(7)] == list(range(8))
@@ -430,7 +426,7 @@ def test_many_streams_all_see_every_live_receipt(api: Api) -> None:
         for i in range(20):
             api.append(refund(f"r-{i}"))
         for stream in streams:
-            assert [r["seq"] for r in stream.receipts_until(19, timeout=10)] == list(range(20))
+            assert [r["seq"] for r in stream.receipts_until(19)] == list(range(20))
     finally:
         for stream in streams:
             stream.close()
@@ -453,7 +449,7 @@ def test_a_commit_while_the_stream_reads_is_not_slept_through(sqlite_api: Api) -
 
     api.ledger.query = racing  # type: ignore[method-assign]
     with event_stream(api.client, "/v0/stream", SERVICE) as stream:
-        event = stream.next(timeout=5)
+        event = stream.next()
     assert raced and event["id"] == "0"
 
 
@@ -468,7 +464,7 @@ def _post_together(api: Api, bodies: list[Any]) -> list[Any]:
     with ThreadPoolExecutor(n) as pool:
         with writes_held(api):
             posted = [pool.submit(api.post, body) for body in bodies]
-            wait_until(lambda: committer.waiting >= n, timeout=20, what="all requests queued")
+            wait_until(lambda: committer.waiting >= n, what="all requests queued")
         return [p.result(30) for p in posted]
 
 

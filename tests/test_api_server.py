@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import queue
+import re
 import signal
 import socket
 import subprocess
@@ -47,31 +49,52 @@ def environment(**extra: str) -> dict[str, str]:
     return env
 
 
+LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:(\d+))")
+
+
 class Server:
+    """``receipts serve --port 0`` in a process of its own. Its stderr is read as it comes (the
+    access log would otherwise fill the pipe and stall the server); ``wait_ready`` waits for
+    the ``listening on`` line and takes the URL from it."""
+
     def __init__(self, cwd: Path, env: dict[str, str], *args: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.cwd = cwd
+        self.url = ""
+        self.port = 0
         self.process = subprocess.Popen(
-            [RECEIPTS, "--db", str(cwd / "s.db"), "serve", "--port", str(self.port), *args],
+            [RECEIPTS, "--db", str(cwd / "s.db"), "serve", "--port", "0", *args],
             cwd=cwd,
             env=env,
-            stdout=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
+        self.err: list[str] = []
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
-    def wait_ready(self, timeout: float = 30) -> None:
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for raw in self.process.stderr:
+            line = raw.decode("utf-8", "replace")
+            self.err.append(line)
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def wait_ready(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"server exited: {self.process.communicate()}")
+        while True:
             try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError("server did not become healthy")
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no 'listening on' line: {''.join(self.err)}") from None
+            if line is None:
+                self.process.wait()
+                raise AssertionError(f"server exited: {''.join(self.err)}")
+            found = LISTENING.search(line)
+            if found:
+                self.url, self.port = found[1], int(found[2])
+                return
 
     def stop(self) -> tuple[int, str]:
         """SIGTERM, as a process manager stops it. Uvicorn shuts down gracefully, then re-raises
@@ -79,11 +102,14 @@ class Server:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         try:
-            _, err = self.process.communicate(timeout=20)
+            self.process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            _, err = self.process.communicate()
-        return self.process.returncode, err.decode()
+            self.process.wait()
+        self._reader.join(timeout=60)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+        return self.process.returncode, "".join(self.err)
 
 
 def sse_events(response: httpx.Response) -> Iterator[dict[str, str]]:
@@ -112,7 +138,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
 
 @pytest.mark.slow
 def test_smoke_append_read_checkpoint_prove(server: Server) -> None:
-    with httpx.Client(base_url=server.url, headers=SERVICE, timeout=10) as client:
+    with httpx.Client(base_url=server.url, headers=SERVICE, timeout=60) as client:
         response = client.post("/v0/receipts", json=[refund("r-1"), refund("r-2")])
         assert response.status_code == 201, response.text
         first, second = response.json()
@@ -120,10 +146,11 @@ def test_smoke_append_read_checkpoint_prove(server: Server) -> None:
         listed = client.get("/v0/receipts").json()
         assert [r["id"] for r in listed["items"]] == [first["id"], second["id"]]
 
-        deadline = time.monotonic() + 10
-        while client.get("/health").json()["checkpoint_size"] < 2:
-            assert time.monotonic() < deadline, "no checkpoint appeared"
-            time.sleep(0.05)
+        wait_until(
+            lambda: client.get("/health").json()["checkpoint_size"] >= 2,
+            timeout=60,
+            what="a checkpoint of both receipts",
+        )
         note = client.get("/v0/checkpoint").text
 
         # The key the server generated on first start is next to the database.
@@ -156,7 +183,7 @@ def test_smoke_append_read_checkpoint_prove(server: Server) -> None:
 
         # Read in this thread (the client's read timeout guards it): closing a response that
         # another thread is blocked reading would wait for that read.
-        with client.stream("GET", "/v0/stream?after=0", timeout=5) as stream:
+        with client.stream("GET", "/v0/stream?after=0", timeout=60) as stream:
             events = sse_events(stream)
             assert next(events)["id"] == "1"
             assert next(events)["id"] == "2"
@@ -168,6 +195,9 @@ def test_smoke_append_read_checkpoint_prove(server: Server) -> None:
     assert code in (0, -signal.SIGTERM), err
     assert "Traceback" not in err
     assert "generated signing key" in err
+    # One access-log line per request: method, path as sent, status, duration.
+    assert re.search(r"^POST /v0/receipts 201 \d+\.\dms$", err, re.M), err
+    assert re.search(r"^GET /v0/receipts/[0-9a-f-]{36} 200 \d+\.\dms$", err, re.M), err
 
 
 @pytest.mark.slow
@@ -212,7 +242,7 @@ def test_kill_9_under_load_keeps_every_acknowledged_receipt(tmp_path: Path) -> N
     stop = threading.Event()
 
     def client(k: int) -> None:
-        with httpx.Client(base_url=server.url, headers=SERVICE, timeout=10) as http:
+        with httpx.Client(base_url=server.url, headers=SERVICE, timeout=60) as http:
             for i in range(100_000):
                 try:
                     response = http.post("/v0/receipts", json=refund(f"r-{k}-{i}"))
@@ -227,16 +257,16 @@ def test_kill_9_under_load_keeps_every_acknowledged_receipt(tmp_path: Path) -> N
     for t in threads:
         t.start()
     try:
-        wait_until(lambda: len(acknowledged) >= 300, timeout=30, what="300 receipts")
+        wait_until(lambda: len(acknowledged) >= 300, timeout=120, what="300 receipts")
         server.process.send_signal(signal.SIGKILL)
-        server.process.wait(timeout=10)
+        server.process.wait(timeout=60)
     finally:
         stop.set()
         for t in threads:
             t.join(30)
         server.stop()
     # The writer sees its socket close and exits: no process is left holding the database.
-    wait_until(lambda: _gone(writer), timeout=10, what="the writer process to exit")
+    wait_until(lambda: _gone(writer), timeout=60, what="the writer process to exit")
     with Ledger.open(tmp_path / "s.db") as reopened:
         size = reopened.size()
         assert size >= len(acknowledged) >= 300
@@ -280,10 +310,10 @@ def test_insecure_dev_starts_without_a_secret(tmp_path: Path) -> None:
     try:
         running.wait_ready()
         # Without a secret every caller is the (local, insecure) service role.
-        response = httpx.post(running.url + "/v0/receipts", json=refund(), timeout=10)
+        response = httpx.post(running.url + "/v0/receipts", json=refund(), timeout=60)
         assert response.status_code == 201, response.text
         assert response.json()["producer"] == "service_role_pipeline"
-        assert httpx.get(running.url + "/v0/receipts", timeout=10).json()["items"]
+        assert httpx.get(running.url + "/v0/receipts", timeout=60).json()["items"]
     finally:
         code, err = running.stop()
     assert code in (0, -signal.SIGTERM), err

@@ -11,8 +11,9 @@ import queue
 import sqlite3
 import threading
 import time
+import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,10 +35,18 @@ SECRET = "test-secret-for-receipts-api-suites-0123456789"  # >= 32 bytes: PyJWT 
 OTHER_SECRET = "another-secret-that-did-not-sign-anything-42"
 EDGE = "edge-fn-key-7a1c0d5e9b3f4a2c8e6d1b0a9f8e7d6c"
 ORIGIN = "example.com/log"
-USER_A, USER_B = "user-a", "user-b"
+# Supabase user ids are UUIDs.
+USER_A, USER_B = "7f3c2a10-5b6e-4c1d-9a8f-0e2d4b6c8a01", "2b9d4e60-1c3a-4f7e-8d5b-6a0c2e4f6b02"
 PROBLEM = "application/problem+json"
 OCN = Path(__file__).parent / "fixtures" / "ocn"
 _CATALOG = Catalog.load()
+# Seconds a helper waits for something before it fails the test: only a bound for failure,
+# far above what anything takes on a loaded machine (tests never race the clock).
+BOUND = 60.0
+
+
+PROJECT_REF = "abcdefghijklmnopqrst"  # a Supabase project's ref: 20 lowercase letters
+AUTH_ISSUER = f"https://{PROJECT_REF}.supabase.co/auth/v1"
 
 
 def token(
@@ -48,8 +57,10 @@ def token(
     ttl: float = 300,
     **claims: Any,
 ) -> str:
-    """An HS256 JWT like Supabase issues (``role`` omitted when None)."""
-    body: dict[str, Any] = {"exp": int(time.time() + ttl), **claims}
+    """An HS256 JWT of exactly these claims, plus ``exp`` ``ttl`` seconds from now (``ttl``
+    None: no ``exp``) and ``role``/``sub`` unless None. For tokens unlike Supabase's."""
+    body: dict[str, Any] = {} if ttl is None else {"exp": int(time.time() + ttl)}
+    body.update(claims)
     if role is not None:
         body["role"] = role
     if sub is not None:
@@ -57,15 +68,91 @@ def token(
     return jwt.encode(body, secret, algorithm="HS256")
 
 
+def user_token(sub: str, /, *, ttl: int = 3600, secret: str = SECRET, **overrides: Any) -> str:
+    """A signed-in user's access token exactly as Supabase Auth issues it (claims ``None`` in
+    ``overrides`` are left out)."""
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": AUTH_ISSUER,
+        "sub": sub,
+        "aud": "authenticated",
+        "exp": now + ttl,
+        "iat": now,
+        "email": f"{sub}@example.com",
+        "phone": "",
+        "app_metadata": {"provider": "email", "providers": ["email"]},
+        "user_metadata": {"email_verified": True},
+        "role": "authenticated",
+        "aal": "aal1",
+        "amr": [{"method": "password", "timestamp": now}],
+        "session_id": str(uuid.uuid4()),
+        "is_anonymous": False,
+        **overrides,
+    }
+    return jwt.encode({k: v for k, v in claims.items() if v is not None}, secret, "HS256")
+
+
+def api_key(role: str, *, ttl: int = 10 * 365 * 86400, secret: str = SECRET) -> str:
+    """A project API key exactly as Supabase issues it: ``anon`` or ``service_role``."""
+    now = int(time.time())
+    claims = {"iss": "supabase", "ref": PROJECT_REF, "role": role, "iat": now, "exp": now + ttl}
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
 def bearer(credential: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {credential}"}
 
 
-SERVICE = bearer(token("service_role", "pipeline"))
+class Bearer(Mapping[str, str]):
+    """``Authorization: Bearer <token>`` headers whose token is minted each time they are read,
+    so a test never carries a token that expired while the suite ran."""
+
+    def __init__(self, mint: Callable[[], str], extra: Mapping[str, str] | None = None) -> None:
+        self.mint = mint
+        self.extra = dict(extra or {})
+
+    def plus(self, **extra: str) -> Bearer:
+        """These headers and more (``content_type=`` for Content-Type)."""
+        return Bearer(
+            self.mint, {**self.extra, **{k.replace("_", "-"): v for k, v in extra.items()}}
+        )
+
+    def __getitem__(self, name: str) -> str:
+        if name != "Authorization":
+            return self.extra[name]
+        return f"Bearer {self.mint()}"
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(("Authorization", *self.extra))
+
+    def __len__(self) -> int:
+        return 1 + len(self.extra)
+
+    def __repr__(self) -> str:
+        return f"Bearer({getattr(self.mint, '__name__', self.mint)!r})"
+
+
+def _service_key() -> str:
+    return api_key("service_role")
+
+
+def _anon_key() -> str:
+    return api_key("anon")
+
+
+def _user_a() -> str:
+    return user_token(USER_A)
+
+
+def _user_b() -> str:
+    return user_token(USER_B)
+
+
+SERVICE = Bearer(_service_key)
 EDGE_AUTH = bearer(EDGE)
-ANON = bearer(token("anon"))
-AUTH_A = bearer(token("authenticated", USER_A))
-AUTH_B = bearer(token("authenticated", USER_B))
+ANON = Bearer(_anon_key)
+AUTH_A = Bearer(_user_a)
+AUTH_B = Bearer(_user_b)
 
 
 def request(name: str, entity_id: str = "subject-1", /, **overrides: Any) -> dict[str, Any]:
@@ -108,15 +195,15 @@ class Api:
     def service(self) -> Any:
         return self.client.app.state.service  # type: ignore[attr-defined]
 
-    def post(self, body: Any, headers: dict[str, str] = SERVICE) -> httpx.Response:
+    def post(self, body: Any, headers: Mapping[str, str] = SERVICE) -> httpx.Response:
         return self.client.post("/v0/receipts", json=body, headers=headers)
 
-    def append(self, body: Any, headers: dict[str, str] = SERVICE) -> Any:
+    def append(self, body: Any, headers: Mapping[str, str] = SERVICE) -> Any:
         response = self.post(body, headers)
         assert response.status_code == 201, response.text
         return response.json()
 
-    def wait_checkpoint(self, size: int, timeout: float = 10) -> str:
+    def wait_checkpoint(self, size: int, timeout: float = BOUND) -> str:
         """The signed note once a checkpoint of at least ``size`` exists."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -203,7 +290,7 @@ def assert_problem(
     return body
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 10, what: str = "") -> None:
+def wait_until(predicate: Callable[[], bool], timeout: float = BOUND, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -231,7 +318,7 @@ class EventStream:
         finally:
             self._lines.put(None)
 
-    def next(self, timeout: float = 10) -> dict[str, str]:
+    def next(self, timeout: float = BOUND) -> dict[str, str]:
         """The next event (comments skipped): its fields, e.g. {id, event, data}."""
         event: dict[str, str] = {}
         deadline = time.monotonic() + timeout
@@ -251,7 +338,7 @@ class EventStream:
             name, _, value = line.partition(":")
             event[name] = value.removeprefix(" ")
 
-    def receipts_until(self, seq: int, timeout: float = 10) -> list[dict[str, Any]]:
+    def receipts_until(self, seq: int, timeout: float = BOUND) -> list[dict[str, Any]]:
         """Receipt events up to and including the one with ``seq``."""
         out = []
         while True:
@@ -272,7 +359,7 @@ class EventStream:
 
 @contextlib.contextmanager
 def event_stream(
-    client: httpx.Client | TestClient, url: str, headers: dict[str, str]
+    client: httpx.Client | TestClient, url: str, headers: Mapping[str, str]
 ) -> Iterator[EventStream]:
     stream = EventStream(client.stream("GET", url, headers=headers))
     try:

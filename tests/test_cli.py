@@ -27,7 +27,7 @@ from receipts.cli.demo import story
 RECEIPTS = str(Path(sys.executable).with_name("receipts"))
 CATALOG = Catalog.load()
 MakeRequest = Callable[..., dict[str, Any]]
-STREAM_TIMEOUT = 15.0
+STREAM_TIMEOUT = 60.0
 
 CUSTOM_CATALOG = {
     "domain": "tickets",

@@ -15,7 +15,9 @@ and an ``exit_code`` (for the CLI), so both edges map errors in exactly one plac
     ├── CatalogError                a catalog file is malformed           500 / exit 1
     ├── FormatError                 malformed input: JSON, note, checkpoint, proof    400 / exit 1
     │   ├── PayloadTooLargeError    the body is over the size limit       413
+    │   ├── HeadersTooLargeError    the request line and headers are too large        431
     │   └── UnsupportedMediaTypeError  the content type is not accepted  415
+    ├── RequestTimeoutError         the request was not sent in time      408 / exit 1
     ├── VerificationError           a signature, proof or hash does not check out     422 / exit 1
     │   └── TamperedError           stored data no longer matches what the log proves  500
     │       └── UnprovableReceiptError  a stored row the log cannot be extended over
@@ -148,9 +150,19 @@ class PayloadTooLargeError(FormatError):
     http_status = 413
 
 
+class HeadersTooLargeError(FormatError):
+    code = "headers_too_large"
+    http_status = 431
+
+
 class UnsupportedMediaTypeError(FormatError):
     code = "unsupported_media_type"
     http_status = 415
+
+
+class RequestTimeoutError(ReceiptsError):
+    code = "request_timeout"
+    http_status = 408
 
 
 class VerificationError(ReceiptsError):

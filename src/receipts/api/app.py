@@ -15,20 +15,21 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Final
 
 from fastapi import Depends, FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from ..errors import ReceiptsError
+from ..errors import ReceiptsError, StorageError
 from ..ledger import Ledger
 from ..store.sqlite import SQLiteStore
 from .body import reject_nul_params
 from .commit import Committer, GroupCommitter
+from .docs import add_security_schemes
 from .metrics import Metrics, MetricsMiddleware
 from .problems import (
     handle_http_exception,
@@ -43,6 +44,8 @@ from .writer import WriterProcess
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 log = logging.getLogger("receipts.api")
+
+HEALTH_WAIT: Final = 2.0  # seconds /health waits for the store
 
 
 class Service:
@@ -60,6 +63,19 @@ class Service:
             self.committer = GroupCommitter(ledger, settings, self.writer)
         self.metrics = Metrics(self)
         self.checkpoint_size = -1  # size of the latest signed checkpoint we know of
+        self._sizing: asyncio.Future[int] | None = None
+
+    async def store_size(self) -> int:
+        """The ledger's size for /health, or a StorageError if the store does not answer within
+        ``HEALTH_WAIT`` seconds (on PostgreSQL reads wait while a write holds the connection).
+        One read at a time: probes of a stuck store do not pile up threads."""
+        if self._sizing is None or self._sizing.done():
+            loop = asyncio.get_running_loop()
+            self._sizing = loop.run_in_executor(None, self.ledger.size)
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._sizing), HEALTH_WAIT)
+        except TimeoutError:
+            raise StorageError(f"no answer within {HEALTH_WAIT:g} s") from None
 
     def _checkpointed(self, size: int) -> None:
         self.checkpoint_size = size
@@ -90,6 +106,11 @@ class ReceiptsAPI(FastAPI):
     def serve_plainly(self, path: str, endpoint: Endpoint) -> None:
         self.plain[path] = endpoint
 
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            add_security_schemes(super().openapi())
+        return self.openapi_schema  # type: ignore[return-value]
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         endpoint = None
         if scope["type"] == "http" and scope["method"] == "POST":
@@ -101,6 +122,8 @@ class ReceiptsAPI(FastAPI):
         scope["app"] = self
         try:
             response = await endpoint(Request(scope, receive))
+        except ClientDisconnect:  # gone before its body was read: nobody to answer
+            return
         except ReceiptsError as error:
             response = problem(error, scope["path"])
         except Exception:  # what ServerErrorMiddleware would do, as a problem
@@ -143,6 +166,8 @@ def create_app(ledger: Ledger, settings: Settings) -> ReceiptsAPI:
         version="0.1.0",
         lifespan=lifespan,
         dependencies=[Depends(reject_nul_params)],
+        docs_url=None,  # docs.install serves /docs without a CDN
+        redoc_url=None,
     )
     app.state.service = service
     app.add_exception_handler(ReceiptsError, handle_receipts_error)
@@ -150,8 +175,9 @@ def create_app(ledger: Ledger, settings: Settings) -> ReceiptsAPI:
     app.add_exception_handler(HTTPException, handle_http_exception)
     app.add_middleware(MetricsMiddleware, metrics=service.metrics)
 
-    from . import events, routes
+    from . import docs, events, routes
 
     routes.install(app, service)
     events.install(app, service)
+    docs.install(app)
     return app

@@ -30,6 +30,7 @@ from ..model import Receipt
 from ..validate import nul_problems
 from .app import ReceiptsAPI, Service
 from .body import read_body
+from .docs import SECURED
 from .routes import json_response, principal_of
 
 UNKNOWN_DOMAIN, UNKNOWN_TYPE = "cloudevents", "unknown_event"
@@ -90,7 +91,7 @@ def install(app: ReceiptsAPI, service: Service) -> None:
         return receipt_to_cloudevent(receipt, source=service.settings.source_uri,
                                      catalog=ledger.catalog)  # fmt: skip
 
-    @app.post("/events", status_code=201, tags=["cloudevents"])
+    @app.post("/events", status_code=201, tags=["cloudevents"], openapi_extra=SECURED)
     async def ingest(request: Request) -> Response:
         """CloudEvents HTTP binding v1.0.2: structured, binary or batch mode, chosen by
         Content-Type. Known ledger types and the OCN types are validated against their
@@ -135,7 +136,7 @@ def install(app: ReceiptsAPI, service: Service) -> None:
 
     app.serve_plainly("/events", ingest)
 
-    @app.get("/receipts/{trace_id}", tags=["cloudevents"])
+    @app.get("/receipts/{trace_id}", tags=["cloudevents"], openapi_extra=SECURED)
     def weave(request: Request, trace_id: str) -> Response:
         """The OCN Weave view of a trace: every receipt of it as a CloudEvent, and the
         ``ocn.weave.audit.v1`` event of each decision and explanation (``stored`` until a

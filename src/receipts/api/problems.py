@@ -24,6 +24,13 @@ def _response(
     instance: str | None,
     headers: dict[str, str] | None = None,
 ) -> Response:
+    body = _body(status, code, detail, errors, instance)
+    return Response(body, status, headers=headers, media_type=PROBLEM)
+
+
+def _body(
+    status: int, code: str, detail: str, errors: list[ErrorDetail], instance: str | None
+) -> bytes:
     body: dict[str, Any] = {
         "type": f"urn:receipts:problem:{code}",
         "title": HTTPStatus(status).phrase,
@@ -34,7 +41,19 @@ def _response(
     }
     if instance:
         body["instance"] = instance
-    return Response(orjson.dumps(body), status, headers=headers, media_type=PROBLEM)
+    return orjson.dumps(body)
+
+
+def problem_bytes(error: ReceiptsError) -> bytes:
+    """A whole HTTP/1.1 response for ``error`` that closes the connection, for the server to
+    write itself when a request never reached the app (its headers too large or too slow)."""
+    status = error.http_status
+    body = _body(status, error.code, error.message, error.errors, None)
+    head = (
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\ncontent-type: {PROBLEM}\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body
 
 
 def problem(error: ReceiptsError, instance: str | None = None) -> Response:

@@ -14,13 +14,20 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
-from ..errors import ErrorDetail, NotFoundError, PermissionDeniedError, ValidationError
+from ..errors import (
+    ErrorDetail,
+    NotFoundError,
+    PermissionDeniedError,
+    ReceiptsError,
+    ValidationError,
+)
 from ..ledger import Pending
 from ..model import Receipt
 from ..validate import REQUEST_FIELDS
 from .app import ReceiptsAPI, Service
 from .auth import Principal, authenticate
 from .body import read_json
+from .docs import SECURED
 
 JSON = "application/json"
 MAX_LIMIT = 1000
@@ -49,6 +56,23 @@ _BODY = {
         },
     }
 }
+
+
+# Characters JSON leaves as they are but many line readers end a line at (Python's
+# str.splitlines, and the clients built on it): escaped, an event's data stays one line.
+_LINE_BREAKS = (
+    (b"\xc2\x85", b"\\u0085"),
+    (b"\xe2\x80\xa8", b"\\u2028"),
+    (b"\xe2\x80\xa9", b"\\u2029"),
+)
+
+
+def _one_line(data: bytes) -> bytes:
+    """``data`` (UTF-8 JSON) with U+0085, U+2028 and U+2029 escaped: the same JSON value."""
+    for raw, escaped in _LINE_BREAKS:
+        if raw in data:
+            data = data.replace(raw, escaped)
+    return data
 
 
 def json_response(value: Any, status: int = 200) -> Response:
@@ -81,7 +105,8 @@ def install(app: ReceiptsAPI, service: Service) -> None:
             return True
         return principal.sub is not None and ledger.store.can_read(receipt, principal.sub)
 
-    @app.post("/v0/receipts", status_code=201, openapi_extra=_BODY, tags=["receipts"])
+    @app.post("/v0/receipts", status_code=201, openapi_extra={**_BODY, **SECURED},
+              tags=["receipts"])  # fmt: skip
     async def append(request: Request) -> Response:
         """Append one receipt request, or an array (one atomic batch). 201 = durably committed."""
         principal = principal_of(request, service)
@@ -106,7 +131,7 @@ def install(app: ReceiptsAPI, service: Service) -> None:
 
     app.serve_plainly("/v0/receipts", append)
 
-    @app.get("/v0/receipts/{receipt_id}", tags=["receipts"])
+    @app.get("/v0/receipts/{receipt_id}", tags=["receipts"], openapi_extra=SECURED)
     def get_receipt(request: Request, receipt_id: str, format: str | None = None) -> Response:
         """One receipt; ``?format=cloudevent`` gives it as a CloudEvent."""
         principal = principal_of(request, service)
@@ -124,7 +149,7 @@ def install(app: ReceiptsAPI, service: Service) -> None:
             raise ValidationError("unknown format", [ErrorDetail("/format", "expected cloudevent")])
         return json_response(receipt.to_dict())
 
-    @app.get("/v0/receipts", tags=["receipts"])
+    @app.get("/v0/receipts", tags=["receipts"], openapi_extra=SECURED)
     def list_receipts(
         request: Request,
         entity: str | None = None,
@@ -147,7 +172,7 @@ def install(app: ReceiptsAPI, service: Service) -> None:
         next_after = items[-1].seq if len(items) == limit else None
         return json_response({"items": [r.to_dict() for r in items], "next_after": next_after})
 
-    @app.get("/v0/entities/{entity}/current", tags=["receipts"])
+    @app.get("/v0/entities/{entity}/current", tags=["receipts"], openapi_extra=SECURED)
     def current(request: Request, entity: str, include_voided: bool = False) -> Response:
         """The current view of an entity: the latest revision of each logical event."""
         principal = principal_of(request, service)
@@ -164,7 +189,7 @@ def install(app: ReceiptsAPI, service: Service) -> None:
             raise NotFoundError("no checkpoint yet", [ErrorDetail("/size", "nothing signed yet")])
         return PlainTextResponse(latest.note)
 
-    @app.get("/v0/proofs/inclusion", tags=["proofs"])
+    @app.get("/v0/proofs/inclusion", tags=["proofs"], openapi_extra=SECURED)
     def inclusion(
         request: Request,
         id: str | None = None,
@@ -207,15 +232,28 @@ def install(app: ReceiptsAPI, service: Service) -> None:
         return json_response(ledger.catalog.get(event_type).schema())
 
     @app.get("/health", tags=["service"])
-    def health() -> Response:
-        return json_response({"status": "ok", "receipts": ledger.size(),
-                              "checkpoint_size": service.checkpoint_size})  # fmt: skip
+    async def health() -> Response:
+        """200 ``ok`` while writes are taken; 503 ``degraded``, with the problems, while they
+        would be refused (the writer cannot start, the queue is full, the store is
+        unreachable), so a load balancer stops sending requests here."""
+        problems = await service.committer.problems()
+        size = None
+        try:
+            size = await service.store_size()
+        except ReceiptsError as error:
+            problems.append(f"the store is unreachable: {error.message}")
+        body: dict[str, Any] = {"status": "degraded" if problems else "ok", "receipts": size,
+                                "checkpoint_size": service.checkpoint_size}  # fmt: skip
+        if not problems:
+            return json_response(body)
+        body["problems"] = problems
+        return Response(orjson.dumps(body), 503, {"Retry-After": "1"}, media_type=JSON)
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["service"])
     def metrics() -> Response:
         return Response(service.metrics.render(), media_type="text/plain; version=0.0.4")
 
-    @app.get("/v0/stream", tags=["receipts"])
+    @app.get("/v0/stream", tags=["receipts"], openapi_extra=SECURED)
     async def stream(
         request: Request, after: int | None = Query(None, ge=-1, le=MAX_SEQ)
     ) -> Response:
@@ -245,7 +283,7 @@ def install(app: ReceiptsAPI, service: Service) -> None:
             commits = committer.commits  # a commit while we read must not be slept through
             page = await run_in_threadpool(_page, cursor, visible)
             for r in page:
-                yield b"id: %d\nevent: receipt\ndata: %s\n\n" % (r.seq, r.to_json())
+                yield b"id: %d\nevent: receipt\ndata: %s\n\n" % (r.seq, _one_line(r.to_json()))
                 cursor = r.seq
             if len(page) < 500 and committer.commits == commits:
                 try:

@@ -26,6 +26,9 @@ sees EOF and exits. If the parent is gone, the child commits what it has read an
 Contract: a request's future MUST NOT resolve before the child has reported its commit. If the
 child dies, requests in flight fail with a StorageError (503: retry with the same id; an
 idempotent retry returns the receipt if it was stored) and the next request starts a new child.
+No request can stop the child: whatever fails while it reads, commits or answers a group is
+that group's error, and the child goes on. Every group answered, or never sent, gives its
+place in the queue back.
 """
 
 from __future__ import annotations
@@ -45,12 +48,12 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
-from ..errors import ReceiptsError, StorageError
+from ..errors import ErrorDetail, ReceiptsError, StorageError, ValidationError
 from ..ledger import Item, Ledger, Pending
 from ..model import Receipt
 from ..store.sqlite import SQLiteStore
 from ..tlog import Signer
-from .commit import Committer
+from .commit import Committer, Result, commit_each
 from .process import settle_gc
 from .settings import Settings
 
@@ -62,6 +65,12 @@ _LOST: Final = (
     "the writer process stopped; the request may or may not have been stored: "
     "retry it with the same id"
 )
+_UNSENT: Final = (
+    "the writer process stopped before the request reached it; it was not stored: retry it"
+)
+# After the child failed to start, requests within this many seconds fail at once instead of
+# each waiting for a child of its own to fail the same way.
+_RESTART_BACKOFF: Final = 1.0
 # From this many receipts in one request, the HTTP process makes their entries (canonical bytes,
 # leaf hashes) and the writer only sequences them (docs/benchmarks.md §5). Below it the writer
 # does, to spare the HTTP process, the busier one under single-receipt load.
@@ -104,6 +113,7 @@ class WriterProcess(Committer):
         self._out: asyncio.StreamWriter | None = None
         self._reader: asyncio.Task[None] | None = None
         self._starting: asyncio.Lock | None = None
+        self._failed: tuple[float, ReceiptsError] | None = None  # the last start that failed
 
     async def start(self) -> None:
         parent, child = socket.socketpair()
@@ -157,42 +167,77 @@ class WriterProcess(Committer):
         self._make_room(len(items))
         if len(items) >= _BUILD_HERE_FROM:
             items = self.ledger.prebuild(items)
-        if self._reader is None or self._reader.done():  # never started, or the child died
-            await self._restart()
-        assert self._out is not None
         tag = next(self._tags)
+        frame = _request_frame(tag, items)  # may raise: nothing is taken yet
+        if self._dead():
+            await self._restart()
+            self._make_room(len(items))  # others may have queued meanwhile
+        out = self._out
+        assert out is not None
         done: asyncio.Future[list[Receipt]] = asyncio.get_running_loop().create_future()
         self._pending[tag] = (done, items)
         self.waiting += len(items)
-        self._out.write(_frame(tag, _wire(items)))
+        try:
+            out.write(frame)
+        except Exception:  # the socket closed under us (uvloop raises, asyncio drops it)
+            if self._pending.pop(tag, None) is not None:
+                self.waiting -= len(items)
+            raise StorageError(_UNSENT) from None
         return await done
+
+    async def problems(self) -> list[str]:
+        found = await super().problems()
+        if self._dead():
+            try:
+                await self._restart()
+            except ReceiptsError as error:
+                found.append(f"the writer process cannot start: {error.message}")
+        return found
+
+    def _dead(self) -> bool:
+        """Never started, or the child or its socket is gone."""
+        out = self._out
+        return self._reader is None or self._reader.done() or out is None or out.is_closing()
 
     async def _restart(self) -> None:
         if self._starting is None:
             self._starting = asyncio.Lock()
         async with self._starting:
-            if self._reader is None or self._reader.done():
-                if self._proc is not None:
-                    self._proc.kill()  # if it is not gone yet, its socket is: it is no use
-                    code = await asyncio.get_running_loop().run_in_executor(None, self._proc.wait)
-                    log.error("the writer process exited (code %s); starting a new one", code)
+            if not self._dead():
+                return
+            if self._failed is not None:
+                failed_at, error = self._failed
+                if time.monotonic() - failed_at < _RESTART_BACKOFF:
+                    raise error
+            if self._proc is not None:
+                self._proc.kill()  # if it is not gone yet, its socket is: it is no use
+                if self._reader is not None:  # fails what the old child did not answer
+                    await asyncio.gather(self._reader, return_exceptions=True)
+                code = await asyncio.get_running_loop().run_in_executor(None, self._proc.wait)
+                log.error("the writer process exited (code %s); starting a new one", code)
+            try:
                 await self.start()
+            except Exception as exc:
+                error = exc if isinstance(exc, ReceiptsError) else StorageError(str(exc))
+                self._failed = (time.monotonic(), error)
+                raise error from None
+            self._failed = None
 
     async def _read(self, stream: asyncio.StreamReader, out: asyncio.StreamWriter) -> None:
         try:
             while True:
                 tag, value = await _read_frame(stream)
                 if tag == _NOTICE:
-                    self._notice(value)
+                    if not isinstance(value, BaseException):
+                        self._notice(value)
                     continue
-                done, items = self._pending.pop(tag)
+                pending = self._pending.pop(tag, None)
+                if pending is None:
+                    continue
+                done, items = pending
                 self.waiting -= len(items)
-                if done.done():  # the request was cancelled (client gone): nothing to tell
-                    continue
-                if isinstance(value, BaseException):
-                    done.set_exception(value)
-                else:
-                    done.set_result(_receipts(items, value))
+                if not done.done():  # else the request was cancelled: nothing to tell
+                    _answer(done, items, value)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass  # the child exited: fail what it did not answer
         finally:
@@ -209,6 +254,27 @@ class WriterProcess(Committer):
             self._pulse(value)
         elif kind == "checkpoint":
             self.on_checkpoint(value)
+
+
+def _request_frame(tag: int, items: Sequence[Pending]) -> bytes:
+    try:
+        return _frame(tag, _wire(items))
+    except RecursionError:  # only a payload nested far too deep gets here
+        raise ValidationError(
+            "the request is nested too deeply to be stored",
+            [ErrorDetail(items[0].pointer, "nested too deeply")],
+        ) from None
+
+
+def _answer(done: asyncio.Future[list[Receipt]], items: Sequence[Pending], value: Any) -> None:
+    if isinstance(value, BaseException):
+        done.set_exception(value)
+        return
+    try:
+        done.set_result(_receipts(items, value))
+    except Exception as error:  # a bug: that request fails (500), the others go on
+        log.exception("unreadable answer from the writer process")
+        done.set_exception(error)
 
 
 def _receipts(items: Sequence[Pending], answers: list[Any]) -> list[Receipt]:
@@ -238,8 +304,24 @@ def _answers(items: list[Item], stored: list[Receipt]) -> list[Any]:
 
 
 async def _read_frame(stream: asyncio.StreamReader) -> tuple[int, Any]:
+    """The next frame: its tag, and its value or what failed to read it."""
     tag, size = _HEAD.unpack(await stream.readexactly(_HEAD.size))
-    return tag, pickle.loads(await stream.readexactly(size))
+    return tag, _loads(await stream.readexactly(size))
+
+
+def _loads(body: bytes | bytearray) -> Any:
+    try:
+        return pickle.loads(body)
+    except Exception as error:
+        return _portable(error, "could not read a frame")
+
+
+def _portable(error: BaseException, what: str) -> ReceiptsError | RuntimeError:
+    """An error as it can cross the socket: ours as they are, any other as a RuntimeError (a
+    bug, answered 500) naming it, since not every exception can be pickled."""
+    if isinstance(error, ReceiptsError):
+        return error
+    return RuntimeError(f"writer process: {what}: {type(error).__name__}: {error}")
 
 
 # --- the child -------------------------------------------------------------------------------
@@ -252,6 +334,7 @@ class _Channel:
         self.sock = sock
         self.buffer = bytearray()
         self.frames: deque[tuple[int, Any]] = deque()
+        self.unreadable: list[tuple[int, BaseException]] = []  # frames that failed to unpickle
         self.closed = False  # the parent sends no more
         self.deaf = False  # the parent hears no more: it was killed, or closed its end
 
@@ -275,7 +358,11 @@ class _Channel:
             end = at + _HEAD.size + size
             if end > len(self.buffer):
                 break
-            self.frames.append((tag, pickle.loads(self.buffer[at + _HEAD.size : end])))
+            value = _loads(self.buffer[at + _HEAD.size : end])
+            if isinstance(value, BaseException):
+                self.unreadable.append((tag, value))
+            else:
+                self.frames.append((tag, value))
             at = end
         del self.buffer[:at]
 
@@ -301,19 +388,24 @@ class _Channel:
 
 
 def _commit(ledger: Ledger, groups: list[tuple[int, list[Item]]]) -> bytes:
-    try:
-        results: list[Any] = ledger.commit_groups([items for _, items in groups])
-    except ReceiptsError as error:  # a lone group refused, or the store failed
-        results = [error] * len(groups)
-    except Exception as error:  # a bug: log it here, the parent answers a bare 500
-        log.exception("commit failed in the writer process")
-        results = [RuntimeError(f"writer process: {type(error).__name__}: {error}")] * len(groups)
+    results = commit_each(ledger, [items for _, items in groups])
     out = bytearray()
     for (tag, items), result in zip(groups, results, strict=True):
-        # Receipts go as plain tuples: pickled in half the time of named tuples.
-        out += _frame(tag, result if isinstance(result, BaseException) else _answers(items, result))
+        out += _answer_frame(tag, items, result)
     out += _frame(_NOTICE, ("commit", sum(len(items) for _, items in groups)))
     return bytes(out)
+
+
+def _answer_frame(tag: int, items: list[Item], result: Result) -> bytes:
+    """A group's answer: its receipts (as plain tuples, pickled in half the time of named
+    tuples) or its error. Whatever fails here is the group's error too."""
+    try:
+        if isinstance(result, BaseException):
+            return _frame(tag, _portable(result, "commit failed"))
+        return _frame(tag, _answers(items, result))
+    except Exception as error:
+        log.exception("could not answer a group")
+        return _frame(tag, _portable(error, "could not answer"))
 
 
 def _serve(ledger: Ledger, channel: _Channel, group_max: int, interval: float) -> None:
@@ -322,6 +414,9 @@ def _serve(ledger: Ledger, channel: _Channel, group_max: int, interval: float) -
     signed = -1
     while not (channel.closed and not channel.frames):
         channel.receive(max(0.0, due - time.monotonic()) if signing else None)
+        if channel.unreadable:
+            channel.send(b"".join(_frame(tag, error) for tag, error in channel.unreadable))
+            channel.unreadable.clear()
         groups = channel.take(group_max)
         if groups:
             channel.send(_commit(ledger, groups))
@@ -333,6 +428,8 @@ def _serve(ledger: Ledger, channel: _Channel, group_max: int, interval: float) -
                     channel.send(_frame(_NOTICE, ("checkpoint", signed)))
             except ReceiptsError as error:  # keep serving; the next tick retries
                 log.warning("checkpoint failed: %s", error.message)
+            except Exception:
+                log.exception("checkpoint failed")
 
 
 def main(fd: int) -> None:

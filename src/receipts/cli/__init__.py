@@ -392,20 +392,33 @@ def catalog_export(c: _Context, directory: str) -> None:
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--port", default=8080, show_default=True, type=int, help="0: any free port.")
 @click.option(
     "--insecure-dev", is_flag=True, help="Serve without RECEIPTS_JWT_SECRET (local only)."
 )
+@click.option(
+    "--access-log/--no-access-log",
+    default=None,
+    help="One line per request on stderr (env RECEIPTS_ACCESS_LOG; default on).",
+)
 @_key_file_option
 @pass_ctx
-def serve(c: _Context, host: str, port: int, insecure_dev: bool, key_file: str | None) -> None:
-    """Serve the HTTP API (OpenAPI at /openapi.json, docs at /docs)."""
-    import uvicorn
-
+def serve(
+    c: _Context,
+    host: str,
+    port: int,
+    insecure_dev: bool,
+    access_log: bool | None,
+    key_file: str | None,
+) -> None:
+    """Serve the HTTP API (OpenAPI at /openapi.json, docs at /docs); prints
+    `listening on http://HOST:PORT` on stderr once the socket is bound."""
     from ..api import Settings, create_app
     from ..api.process import settle_gc
+    from ..api.serve import run
 
-    settings = Settings.from_env(insecure_dev=insecure_dev)  # refuses without a JWT secret
+    overrides = {} if access_log is None else {"access_log": access_log}
+    settings = Settings.from_env(insecure_dev=insecure_dev, **overrides)  # refuses without a secret
     if settings.store_unknown_cloudevents:
         from ..cloudevents import UNKNOWN_CATALOG
 
@@ -415,7 +428,7 @@ def serve(c: _Context, host: str, port: int, insecure_dev: bool, key_file: str |
         _signing(c, key_file, make=True)
     app = create_app(ledger, settings)
     settle_gc()
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    run(app, settings, host, port)
 
 
 @cli.group()
