@@ -1,7 +1,7 @@
 """Every receipt the ledger stores can be read back by every HTTP read path, as it was stored:
 receipts at the edges of what is allowed (nesting 64 levels deep, a payload near the size
 limit, non-ASCII and astral-plane keys and strings, integers at ±(2**53 - 1), the smallest and
-largest doubles), stored through the library, on both backends."""
+largest numbers a receipt keeps exactly), stored through the library, on both backends."""
 
 from __future__ import annotations
 
@@ -44,9 +44,10 @@ def edges() -> dict[str, dict[str, Any]]:
         "doubles": {
             "tiniest": 5e-324,
             "smallest_normal": 2.2250738585072014e-308,
-            "largest": 1.7976931348623157e308,
-            "negative_largest": -1.7976931348623157e308,
-            "exponent": 1e21,
+            # the largest a receipt keeps exactly (docs/limits.md), as doubles
+            "largest": 9007199254740991.0,
+            "negative_largest": -9007199254740991.0,
+            "fraction": 4503599627370495.5,
             "small": 1e-7,
             "tenth": 0.1,
         },

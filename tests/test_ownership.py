@@ -21,7 +21,12 @@ ROUNDS = 15
 
 
 def user(sub: str) -> dict[str, str]:
-    claims = {"role": "authenticated", "sub": sub, "exp": int(time.time()) + 3600}
+    claims = {
+        "role": "authenticated",
+        "aud": "authenticated",
+        "sub": sub,
+        "exp": int(time.time()) + 3600,
+    }
     return {"Authorization": "Bearer " + jwt.encode(claims, SECRET, algorithm="HS256")}
 
 

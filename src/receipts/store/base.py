@@ -41,6 +41,19 @@ class Row(NamedTuple):
     entry: bytes | None
     leaf: bytes | None
 
+    @classmethod
+    def of(cls, raw: tuple[Any, ...]) -> Row:
+        """A row as both stores select it: seq, the entry's 14 columns, correlation_id, entry,
+        leaf_hash."""
+        return cls(raw[0], raw[1:15], raw[15], _as_bytes(raw[16]), _as_bytes(raw[17]))
+
+
+def _as_bytes(value: Any) -> bytes | None:
+    # A row edited behind the ledger's back may hold TEXT where bytes belong: read, don't crash.
+    if value is None or type(value) is bytes:
+        return value
+    return value.encode("utf-8") if isinstance(value, str) else bytes(value)
+
 
 def receipt_if_intact(row: tuple[Any, ...]) -> Receipt | None:
     """The hot read path of ``checked_receipt``, on a row as both stores select it (seq, the

@@ -117,19 +117,8 @@ _SQLSTATE: Final[dict[str, type[ReceiptsError]]] = {
 }
 
 
-def _row(row: tuple[Any, ...]) -> Row:
-    entry, leaf = row[16], row[17]
-    return Row(
-        row[0],
-        row[1:15],
-        row[15],
-        None if entry is None else bytes(entry),
-        None if leaf is None else bytes(leaf),
-    )
-
-
 def _row_to_receipt(row: tuple[Any, ...]) -> Receipt:
-    return receipt_if_intact(row) or checked_receipt(_row(row))
+    return receipt_if_intact(row) or checked_receipt(Row.of(row))
 
 
 def _unhashed_receipt(row: tuple[Any, ...]) -> Receipt:
@@ -298,7 +287,7 @@ class _Txn:
         with self._conn.cursor(name="rows") as cur:  # server-side cursor: streams
             cur.itersize = 10_000
             cur.execute(sql, (start, end))
-            yield from map(_row, cur)
+            yield from map(Row.of, cur)
 
     def tree_heads(self, start: int, end: int) -> list[tuple[int, bytes]]:
         rows = self._rows(
@@ -429,7 +418,7 @@ class PostgresStore:
         with self._lock, _translated():
             sql = f"SELECT {_COLUMNS} FROM {_FROM} WHERE e.id = %s::uuid"
             rows = self._conn.execute(sql, (receipt_id,)).fetchall()
-        return checked_receipt(_row(rows[0]), full=True) if rows else None
+        return checked_receipt(Row.of(rows[0]), full=True) if rows else None
 
     def query(self, query: Query) -> list[Receipt]:
         where, args = filters(query, "%s", _VISIBLE, "e.")

@@ -80,19 +80,8 @@ def _blob(value: Any) -> bytes:
     return value.encode("utf-8") if isinstance(value, str) else bytes(value)
 
 
-def _row(row: tuple[Any, ...]) -> Row:
-    entry, leaf = row[16], row[17]
-    return Row(
-        row[0],
-        row[1:15],
-        row[15],
-        None if entry is None else _blob(entry),
-        None if leaf is None else _blob(leaf),
-    )
-
-
 def _row_to_receipt(row: tuple[Any, ...]) -> Receipt:
-    return receipt_if_intact(row) or checked_receipt(_row(row))
+    return receipt_if_intact(row) or checked_receipt(Row.of(row))
 
 
 @functools.lru_cache(maxsize=16)
@@ -198,7 +187,7 @@ class _Txn:
             f"SELECT {_COLUMNS} FROM ledger_events_v0 WHERE seq >= ? AND seq < ? ORDER BY seq",
             (start, end),
         )
-        return map(_row, cursor)
+        return map(Row.of, cursor)
 
     def tree_heads(self, start: int, end: int) -> list[tuple[int, bytes]]:
         rows = self._conn.execute(
@@ -393,7 +382,7 @@ class SQLiteStore:
         with self._read_lock, _translated():
             sql = f"SELECT {_COLUMNS} FROM ledger_events_v0 WHERE id = ?"
             rows = self._reader.execute(sql, (receipt_id,)).fetchall()
-        return checked_receipt(_row(rows[0]), full=True) if rows else None
+        return checked_receipt(Row.of(rows[0]), full=True) if rows else None
 
     def query(self, query: Query) -> list[Receipt]:
         where, args = filters(query, "?", _VISIBLE, "")
