@@ -36,7 +36,12 @@ from _workload import machine, make_requests, median
 
 HERE = Path(__file__).resolve().parent
 SECRET = "bench-secret-bench-secret-bench-secret!"
-TOKEN = jwt.encode({"role": "service_role", "sub": "bench"}, SECRET, algorithm="HS256")
+# Tokens must carry an expiry (RECEIPTS_JWT_REQUIRE_EXP); a day outlasts any run.
+TOKEN = jwt.encode(
+    {"role": "service_role", "sub": "bench", "exp": int(time.time()) + 86_400},
+    SECRET,
+    algorithm="HS256",
+)
 RECEIPT = {
     "domain": "payments",
     "event_type": "refund_requested",
