@@ -8,7 +8,7 @@ pipeline for one caller at a time.
 
     writer = open_writer(ledger, CommitOptions(max_queue=1000))
     await writer.start()
-    stored = await writer.submit(list(ledger.pending(requests, producer="client")))
+    stored = await writer.submit(list(ledger.pending(requests)))
     await writer.stop()
 """
 
