@@ -4,28 +4,17 @@ nothing."""
 
 from __future__ import annotations
 
-import asyncio
 import pickle
-import signal
-import socket
-import sqlite3
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from receipts import Ledger, Receipt
-from receipts.api import Settings, writer
-from receipts.api.writer import WriterProcess, _Channel, _frame
 from receipts.errors import ErrorDetail, OverloadedError, ReceiptsError, StorageError
-from receipts.ledger import Pending
-from receipts.tlog import Signer
 from test_api_support import (
     AUTH_A,
-    BOUND,
     SERVICE,
     Api,
     assert_problem,
@@ -44,14 +33,6 @@ CE = SERVICE.plus(content_type="application/cloudevents+json")
 def api(tmp_path: Path) -> Iterator[Api]:
     with serve(str(tmp_path / "errors.db"), body_limit=4096) as opened:
         yield opened
-
-
-async def until(predicate: Callable[[], bool]) -> None:
-    """Wait for ``predicate``, failing after a generous bound."""
-    deadline = time.monotonic() + BOUND
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.005)
 
 
 def intent(**payload: Any) -> dict[str, Any]:
@@ -349,7 +330,6 @@ def test_overload_is_429_with_retry_after_and_recovers(
 
 def test_a_store_failure_is_not_reported_as_bad_input(tmp_path: Path) -> None:
     """The one 5xx family: the database itself failed (503, storage_error), not the request."""
-    from receipts.errors import StorageError
 
     with serve(str(tmp_path / "broken.db"), writer_process=False) as api:
 
@@ -384,89 +364,6 @@ def test_a_writer_process_that_dies_is_a_503_and_the_next_request_starts_a_new_o
         assert api.ledger.size() == 1
 
 
-def test_a_group_in_flight_when_the_server_stops_is_committed_and_answered(
-    tmp_path: Path,
-) -> None:
-    """Shutdown half-closes the socket: the writer process commits what it was sent, answers,
-    and only then exits. A request in flight gets its receipt, not a 503."""
-    ledger = Ledger.open(str(tmp_path / "stopping.db"), signer=Signer.generate("example.org/s"))
-    settings = Settings(jwt_secret="s" * 32, checkpoint_interval=0.01)
-    body = ledger.validator.validate_batch([refund("r-1")], "service_role_pipeline")
-
-    async def scenario() -> list[Receipt]:
-        committer = WriterProcess(ledger, settings, lambda size: None)
-        await committer.start()
-        holder = sqlite3.connect(ledger.store.path, isolation_level=None)
-        holder.execute("BEGIN IMMEDIATE")  # the writer waits for the lock with r-1 in hand
-        submitted = asyncio.create_task(
-            committer.submit([Pending(body[0], "service_role_pipeline", "")])
-        )
-        await until(lambda: committer.waiting == 1)
-        stopping = asyncio.create_task(committer.stop())
-        await asyncio.sleep(0.3)
-        assert not submitted.done() and not stopping.done()
-        holder.execute("ROLLBACK")
-        holder.close()
-        stored = await submitted
-        await stopping
-        assert committer._proc is not None and committer._proc.returncode == 0
-        return stored
-
-    with ledger:
-        stored = asyncio.run(scenario())
-        assert [r.seq for r in stored] == [0]
-        assert ledger.get(stored[0].id) == stored[0]
-
-
-def test_a_writer_process_stuck_at_shutdown_is_killed_and_its_group_fails(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    """Shutdown waits for the child's answers, but not for ever: past the bound the child is
-    killed, and the request it held fails as lost (retry with the same id), not hangs."""
-    monkeypatch.setattr(writer, "_STOP_WAIT", 0.5)
-    ledger = Ledger.open(str(tmp_path / "stuck.db"))
-    body = ledger.validator.validate_batch([refund("r-1")], "service_role_pipeline")
-
-    async def scenario() -> BaseException:
-        committer = WriterProcess(ledger, Settings(jwt_secret="s" * 32), lambda size: None)
-        await committer.start()
-        holder = sqlite3.connect(ledger.store.path, isolation_level=None)
-        holder.execute("BEGIN IMMEDIATE")  # held throughout: the child cannot commit
-        try:
-            submitted = asyncio.create_task(
-                committer.submit([Pending(body[0], "service_role_pipeline", "")])
-            )
-            await until(lambda: committer.waiting == 1)
-            await committer.stop()
-        finally:
-            holder.execute("ROLLBACK")
-            holder.close()
-        assert committer._proc is not None and committer._proc.returncode == -signal.SIGKILL
-        (outcome,) = await asyncio.gather(submitted, return_exceptions=True)
-        assert isinstance(outcome, BaseException)
-        return outcome
-
-    with ledger:
-        error = asyncio.run(scenario())
-    assert isinstance(error, StorageError) and "retry it with the same id" in error.message
-    assert "did not finish in 0.5 s; killing it" in caplog.text
-
-
-def test_a_writer_process_whose_parent_is_gone_goes_on_without_telling_it() -> None:
-    """Killed parent: the child's sends fail with EPIPE; it commits what it has read, sends
-    nothing more and exits on EOF instead of dying with a traceback."""
-    parent, child = socket.socketpair()
-    channel = _Channel(child)
-    parent.sendall(_frame(1, ["group"]))
-    parent.close()
-    channel.receive(1)
-    assert channel.closed and list(channel.frames) == [(1, ["group"])]
-    channel.send(b"answer")
-    channel.send(b"checkpoint")
-    assert channel.deaf
-    child.close()
-
-
 @pytest.mark.parametrize("path", ["/v0/receipts", "/events"])
 def test_a_bug_in_a_write_endpoint_is_a_500_problem_and_counted(
     api: Api, path: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
@@ -474,7 +371,7 @@ def test_a_bug_in_a_write_endpoint_is_a_500_problem_and_counted(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("secret detail of a bug")
 
-    monkeypatch.setattr(api.ledger.validator, "validate_batch", broken)
+    monkeypatch.setattr(api.ledger.validator, "iter_valid", broken)
     event = {
         "specversion": "1.0", "id": "e-1", "source": "urn:t", "subject": "refund:r-1",
         "type": "receipts.payments.refund_requested.v0", "data": refund()["payload"],

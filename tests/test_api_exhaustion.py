@@ -4,7 +4,6 @@ it fails, gives its place in the write queue back; no request stops the writer p
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sqlite3
 from collections.abc import Callable
@@ -16,11 +15,6 @@ import httpx
 import psycopg
 import pytest
 
-from receipts import Ledger, Receipt
-from receipts.api import Settings
-from receipts.api.writer import WriterProcess
-from receipts.errors import ValidationError
-from receipts.ledger import Pending
 from receipts.store.sqlite import SQLiteStore
 from test_api_support import (
     ANON,
@@ -128,45 +122,6 @@ def test_ten_thousand_failing_requests_then_a_write_is_201(ledger_url: str) -> N
 
 
 # --- the writer process goes on, whatever one group does -----------------------------------------
-
-
-class Unknown:
-    """Pickled by reference to this test module, which the writer process cannot import."""
-
-
-def _submit(committer: WriterProcess, ledger: Ledger, **payload: Any) -> Any:
-    (valid,) = ledger.validator.validate_batch([refund("r-1")], "service_role_pipeline")
-    valid.payload.update(payload)
-    return committer.submit([Pending(valid, "service_role_pipeline", "")])
-
-
-def test_no_single_request_stops_the_writer_process(tmp_path: Path) -> None:
-    ledger = Ledger.open(str(tmp_path / "w.db"))
-
-    async def scenario() -> None:
-        committer = WriterProcess(ledger, Settings(jwt_secret="s" * 32), lambda size: None)
-        await committer.start()
-        try:
-            child = committer._proc
-            # Cannot be sent (pickled): refused before it takes a place.
-            with pytest.raises(AttributeError, match="Can't pickle local object"):
-                await _submit(committer, ledger, bad=lambda: None)
-            assert committer.waiting == 0
-            with pytest.raises(ValidationError, match="nested too deeply to be stored"):
-                await _submit(committer, ledger, deep=deep(5000))
-            assert committer.waiting == 0
-            # Sent, but the writer process cannot read it: that group fails alone.
-            with pytest.raises(RuntimeError, match="writer process: could not read a frame"):
-                await _submit(committer, ledger, bad=Unknown())
-            assert committer.waiting == 0
-            stored: list[Receipt] = await _submit(committer, ledger)
-            assert [r.seq for r in stored] == [0]
-            assert committer._proc is child and child is not None and child.poll() is None
-        finally:
-            await committer.stop()
-
-    with ledger:
-        asyncio.run(scenario())
 
 
 def test_a_bug_in_one_group_fails_that_group_alone(tmp_path: Path) -> None:

@@ -90,9 +90,9 @@ def test_a_retried_request_gets_the_same_receipt(api: Api) -> None:
 
 
 def test_a_large_batch_mixes_new_revised_and_retried_receipts(api: Api) -> None:
-    """From 16 receipts a request's entries may be made in the HTTP process (writer.py). New
-    asserts with an idempotent retry among them, and with a revision among them (which the
-    writer makes), all answer as stored, one recorded_at per request."""
+    """From 16 receipts a request's entries may be made in the HTTP process
+    (commit/process.py). New asserts with an idempotent retry among them, and with a revision
+    among them (which the writer makes), all answer as stored, one recorded_at per request."""
     rid = "01900000-0000-7000-8000-000000000001"
     first = api.append(refund("r-0", id=rid))
     batch = [refund(f"r-{i}", id=f"01900000-0000-7000-8000-{i:012d}") for i in range(2, 20)]

@@ -318,19 +318,3 @@ def test_insecure_dev_starts_without_a_secret(tmp_path: Path) -> None:
         code, err = running.stop()
     assert code in (0, -signal.SIGTERM), err
     assert "Traceback" not in err
-
-
-def test_server_processes_freeze_start_up_and_collect_the_young_less_often() -> None:
-    """``settle_gc`` (receipts serve and its writer process call it once started), in a
-    process of its own: the collector's settings belong to the whole process."""
-    code = (
-        "import gc, json; from receipts.api.process import YOUNG_THRESHOLD, settle_gc\n"
-        "import receipts.api\n"
-        "before = gc.get_threshold(); settle_gc()\n"
-        "print(json.dumps([before, gc.get_threshold(), gc.get_freeze_count(), YOUNG_THRESHOLD]))"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    before, after, frozen, young = json.loads(done.stdout)
-    assert after == [young, *before[1:]] and young > before[0]
-    assert frozen > 10_000  # the modules and what they made at import

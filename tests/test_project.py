@@ -65,8 +65,10 @@ LAYERS = {
     "store": 3,
     "keys": 4,
     "merkle": 4,
+    "batch": 4,
     "ledger": 4,
     "audit": 4,
+    "commit": 5,  # group commit and the writer process drive the ledger's transactions
     "views": 5,
     "cli": 6,
     "api": 6,

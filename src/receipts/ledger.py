@@ -11,27 +11,25 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime
 from itertools import repeat
 from pathlib import Path
-from typing import Any, Final, NamedTuple
-
-import uuid_utils
+from typing import Any, Final
 
 from . import keys, merkle
 from .audit import AuditReport, audit
+from .batch import Batch, PendingTuple, ToCommit, make_ahead, referenced, requests_of
 from .bundle import Bundle
 from .catalog import Catalog
 from .errors import (
     ConflictError,
     ErrorDetail,
     FormatError,
-    IdConflictError,
     NotFoundError,
     ReceiptsError,
-    RevisionConflictError,
     SigningKeyError,
     ValidationError,
     VerificationError,
@@ -39,9 +37,9 @@ from .errors import (
 from .merkle import TreeHead
 from .model import Receipt, format_time, normalize_time, normalize_uuid, split_entity
 from .store import open_store
-from .store.base import Query, Store, StoredCheckpoint, StoredKey, WriteTxn, tampered
+from .store.base import Query, Store, StoredCheckpoint, StoredKey, tampered
 from .tlog import Checkpoint, KeyChain, Signer, TlogProof, Verifier, parse_note, verify_inclusion
-from .validate import Request, Validator
+from .validate import Validator
 
 SERVICE_ROLE: Final = "service_role_pipeline"
 DEFAULT_DB: Final = "receipts.db"
@@ -108,10 +106,30 @@ class Ledger:
 
     # --- writing -------------------------------------------------------------------------------
 
+    def pending(
+        self,
+        requests: Sequence[Any],
+        *,
+        producer: str = SERVICE_ROLE,
+        pointers: Sequence[str] | None = None,
+    ) -> Iterator[PendingTuple]:
+        """The append pipeline's first step: raw requests validated into pending ones,
+        ``(request, producer, pointer)`` (a ``Pending`` as a plain tuple), the i-th for
+        ``requests[i]``. Pointers in errors start with the request's index (or with
+        ``pointers[i]``, e.g. a line of a JSON Lines file).
+
+        All or nothing, as it goes: yields while every request so far is valid; after a problem
+        it yields nothing more, checks the rest, and once exhausted raises one error naming
+        every problem of every request. ``list()`` it to validate a whole batch first."""
+        prefixes = (
+            list(pointers) if pointers is not None else [f"/{i}" for i in range(len(requests))]
+        )
+        valid = self.validator.iter_valid(requests, producer, pointers=prefixes)
+        return zip(valid, repeat(producer), prefixes)
+
     def append(self, request: dict[str, Any], *, producer: str = SERVICE_ROLE) -> Receipt:
         """Validate and durably store one receipt request; returns the stored receipt."""
-        (valid,) = self.validator.validate_batch([request], producer, pointers=[""])
-        return self.commit([Pending(valid, producer, "")])[0]
+        return self.commit(list(self.pending([request], producer=producer, pointers=[""])))[0]
 
     def append_batch(
         self,
@@ -122,23 +140,17 @@ class Ledger:
     ) -> list[Receipt]:
         """Store a batch atomically. Pointers in errors start with the request's index
         (or with ``pointers[i]``, e.g. a line of a JSON Lines file)."""
-        prefixes = (
-            list(pointers) if pointers is not None else [f"/{i}" for i in range(len(requests))]
-        )
         # Validated as the batch streams to the store: PostgreSQL stores the rows already sent
         # while the next requests are checked and built. The lookups a batch needs (ids it
         # reuses, receipts it supersedes) are made first, from the requests' raw ids.
-        valid = self.validator.iter_valid(requests, producer, pointers=prefixes)
-        # The i-th valid is the i-th request.
-        pending = zip(valid, repeat(producer), prefixes, repeat(None))
-        ids, targets = _referenced(requests)
+        pending = self.pending(requests, producer=producer, pointers=pointers)
+        ids, targets = referenced(requests)
         try:
             return self._store(pending, ids, targets)
         except (ConflictError, NotFoundError, ValidationError):
-            # Refused while building: validation problems later in the batch are reported
-            # instead, exactly as when the whole batch is validated before it is stored.
-            for _ in valid:
-                pass
+            # Refused while building: problems of the requests not yet validated win, exactly
+            # as when the whole batch is validated before it is stored.
+            _validate_the_rest(pending)
             raise
 
     def amend(self, head_id: str, payload: dict[str, Any], **fields: Any) -> Receipt:
@@ -170,26 +182,28 @@ class Ledger:
         }
         return self.append(request, producer=producer)
 
-    def commit(self, pending: Sequence[Item]) -> list[Receipt]:
-        """Durably store already validated requests in ONE transaction (all or nothing).
-        ``pending`` holds ``Pending`` or plain tuples of the same fields (``Item``)."""
-        requests = [p[0] for p in pending if p[0] is not None]
+    def commit(self, items: Sequence[ToCommit]) -> list[Receipt]:
+        """Durably store validated requests in ONE transaction (all or nothing): pending ones
+        (``pending``), or their receipts made ahead (``prebuild``)."""
+        requests = requests_of(items)
         ids = [r.id for r in requests if r.id]
-        return self._store(pending, ids, [r.supersedes_id for r in requests if r.supersedes_id])
+        return self._store(items, ids, [r.supersedes_id for r in requests if r.supersedes_id])
 
-    def _store(self, pending: Iterable[Item], ids: list[str], targets: list[str]) -> list[Receipt]:
-        """Store ``pending`` in one transaction. ``ids`` and ``targets`` must include every
+    def _store(
+        self, items: Iterable[ToCommit], ids: list[str], targets: list[str]
+    ) -> list[Receipt]:
+        """Store ``items`` in one transaction. ``ids`` and ``targets`` must include every
         request's id and supersedes_id (they are looked up before the first row is written)."""
         now = format_time(self._clock())
         with self.store.write() as txn:
-            batch = _Batch(txn, now)
-            stored = batch.run(pending, ids, targets)
+            batch = Batch(txn, now)
+            stored = batch.run(items, ids, targets)
             if self.integrate_on_append:
                 merkle.integrate_appended(txn, batch.new, now)
             return stored
 
     def commit_groups(
-        self, groups: Sequence[Sequence[Item]]
+        self, groups: Sequence[Sequence[ToCommit]]
     ) -> list[list[Receipt] | ReceiptsError]:
         """Group commit: store several independent atomic groups (e.g. concurrent HTTP
         requests) in ONE transaction when all succeed. If any is refused, fall back to one
@@ -215,7 +229,7 @@ class Ledger:
                 results.append(error)
         return results
 
-    def prebuild(self, pending: Sequence[Pending]) -> Sequence[Pending]:
+    def prebuild(self, pending: Sequence[PendingTuple]) -> Sequence[ToCommit]:
         """Make the receipts of a group of new asserts ahead of their commit: ids, entry bytes
         and leaf hashes, stamped now. ``commit`` then only gives them their seqs, unless an id
         turns out to be stored already (an idempotent retry gets its first receipt, as always).
@@ -225,15 +239,9 @@ class Ledger:
         at commit) is returned as it is, so that the receipts of one request always share one
         ``recorded_at``. Raises ``ValidationError`` where ``commit`` would (a payload that
         cannot be canonicalized)."""
-        if not all(p.request.op == "assert" and p.request.logical_id is None for p in pending):
+        if not all(r.op == "assert" and r.logical_id is None for r, _, _ in pending):
             return pending
-        now = format_time(self._clock())
-        out = []
-        for request, producer, pointer, _ in pending:
-            receipt_id = request.id or str(uuid_utils.uuid7())
-            entry = _entry(request, receipt_id, producer, now, None)
-            out.append(Pending(request, producer, pointer, tuple(_make(0, pointer, entry))))
-        return out
+        return make_ahead(pending, format_time(self._clock()))
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -483,218 +491,7 @@ def _time_arg(name: str, value: str | None) -> str | None:
         raise ValidationError(f"bad --{name}", [ErrorDetail(f"/{name}", str(exc))]) from None
 
 
-# A new receipt made ahead of its commit (``Ledger.prebuild``): a ``Receipt`` as a plain tuple
-# (it crosses a process boundary), with seq 0 until the commit gives it one.
-Built = tuple[Any, ...]
-# What Pending holds, as a plain tuple too. The request may be None beside a receipt made ahead
-# with an id of its own making (``Ledger.prebuild``): it is new, so nothing compares with it.
-Item = tuple[Request | None, str, str, Built | None]
-
-
-class Pending(NamedTuple):
-    """A validated request waiting to be committed: who writes it, where errors point, and
-    its receipt if that was made ahead (``Ledger.prebuild``)."""
-
-    request: Request
-    producer: str
-    pointer: str
-    built: Built | None = None
-
-
-class _Batch:
-    """One write transaction: ids, revision heads and seqs resolved under the write lock."""
-
-    def __init__(self, txn: WriteTxn, now: str) -> None:
-        self.txn = txn
-        self.now = now
-        self.by_id: dict[str, Receipt] = {}
-        self.heads: dict[str, Receipt] = {}
-        self.new: list[Receipt] = []  # the receipts this transaction inserts, in seq order
-
-    def run(self, pending: Iterable[Item], ids: list[str], targets: list[str]) -> list[Receipt]:
-        if ids or targets:
-            self.by_id = self.txn.find(ids + targets)
-            self.heads = self.txn.heads(
-                {self.by_id[t].logical_id for t in targets if t in self.by_id}
-            )
-        out: list[Receipt] = []
-        # The store consumes the receipts as they are built: PostgreSQL stores the rows already
-        # sent while the next ones are made.
-        self.txn.insert(self._build(pending, self.txn.next_seq(), out))
-        return out
-
-    def _build(self, pending: Iterable[Item], seq: int, out: list[Receipt]) -> Iterator[Receipt]:
-        """The new receipts, in seq order; ``out`` gets every request's receipt (new or prior).
-        ``pending`` holds (request, producer, pointer, built) like ``Pending``."""
-        new, now = self.new, self.now
-        for request, producer, pointer, built in pending:
-            if built is None:
-                assert request is not None  # only a receipt made ahead may come without it
-                receipt_id = request.id or str(uuid_utils.uuid7())
-            else:
-                receipt_id = built[1]
-            prior = self.by_id.get(receipt_id)
-            if prior is not None:
-                assert request is not None  # an id of the ledger's making is new
-                if producer == "client" and prior.owner_user_id != request.owner_user_id:
-                    raise IdConflictError(
-                        f"receipt id {receipt_id} is already used",
-                        [ErrorDetail(f"{pointer}/id", "already used; choose another id")],
-                    )
-                _same_or_conflict(prior, request, producer, pointer)
-                out.append(prior)
-                continue
-            if built is not None:  # a new assert, made ahead (Ledger.prebuild): give it its seq
-                receipt = Receipt._make((seq, *built[1:]))
-            else:
-                assert request is not None
-                head = (
-                    None  # an assert starting its own logical event, the usual case
-                    if request.op == "assert" and request.logical_id is None
-                    else self._head(request, producer, pointer)
-                )
-                receipt = _make(seq, pointer, _entry(request, receipt_id, producer, now, head))
-            seq += 1
-            self.by_id[receipt_id] = self.heads[receipt.logical_id] = receipt
-            out.append(receipt)
-            new.append(receipt)
-            yield receipt
-
-    def _head(self, request: Request, producer: str, pointer: str) -> Receipt | None:
-        """The head a revision supersedes (None for an assert); it must be the current head.
-
-        An end user (producer ``client``) revises only its own events: checked here, under the
-        write lock, against the head as stored — a check before the transaction could be raced
-        by the head's own commit. Another user's receipt is answered exactly as a receipt that
-        does not exist, so a user learns nothing about receipts it cannot read."""
-        if request.op == "assert":
-            if request.logical_id not in (None, request.id):
-                raise ValidationError(
-                    "an assert starts its own logical event",
-                    [ErrorDetail(f"{pointer}/logical_id", "must be absent or equal to id")],
-                )
-            return None
-        assert request.supersedes_id is not None
-        target = self.by_id.get(request.supersedes_id)
-        if target is not None and producer == "client":
-            head = self.heads.get(target.logical_id, target)
-            if not _owns(request, target) or not _owns(request, head):
-                target = None
-        if target is None:
-            raise NotFoundError(
-                f"{request.op} supersedes an unknown receipt {request.supersedes_id}",
-                [ErrorDetail(f"{pointer}/supersedes_id", "no receipt with this id")],
-            )
-        head = self.heads.get(target.logical_id, target)
-        if head.id != target.id:
-            raise RevisionConflictError(
-                f"{request.supersedes_id} is not the current head of logical event "
-                f"{target.logical_id}: revision {head.revision} ({head.id}) is",
-                [ErrorDetail(f"{pointer}/supersedes_id", f"expected the current head {head.id}")],
-            )
-        _check_same_chain(head, request, pointer)
-        return head
-
-
-def _owns(request: Request, receipt: Receipt) -> bool:
-    """Whether an end user's request (its owner_user_id is the user's id) owns ``receipt``."""
-    return request.owner_user_id is not None and receipt.owner_user_id == request.owner_user_id
-
-
-def _referenced(requests: Sequence[Any]) -> tuple[list[str], list[str]]:
-    """The ids and supersedes_ids of raw requests, normalized where they are UUIDs (the others
-    fail validation)."""
-    ids: list[str] = []
-    targets: list[str] = []
-    for raw in requests:
-        if type(raw) is not dict:
-            continue
-        for key, found in (("id", ids), ("supersedes_id", targets)):
-            value = raw.get(key)
-            if type(value) is str:
-                with suppress(ValueError):
-                    found.append(normalize_uuid(value))
-    return ids, targets
-
-
-def _entry(
-    request: Request, receipt_id: str, producer: str, now: str, head: Receipt | None
-) -> dict[str, Any]:
-    """The entry of a new receipt: an assert (``head`` None) or a revision of ``head``."""
-    if head is None:
-        logical_id, revision = receipt_id, 0
-    else:
-        logical_id, revision = head.logical_id, head.revision + 1
-    # A revision corrects a fact: unless told otherwise it keeps when it occurred and whose it is.
-    return {
-        "id": receipt_id,
-        "domain": request.domain,
-        "event_type": request.event_type,
-        "entity_type": request.entity_type,
-        "entity_id": request.entity_id,
-        "owner_user_id": request.owner_user_id or (head.owner_user_id if head else None),
-        "occurred_at": request.occurred_at or (head.occurred_at if head else now),
-        "recorded_at": now,
-        "op": request.op,
-        "logical_id": logical_id,
-        "supersedes_id": request.supersedes_id,
-        "revision": revision,
-        "producer": producer,
-        "payload": request.payload,
-    }
-
-
-def _make(seq: int, pointer: str, entry: dict[str, Any]) -> Receipt:
-    try:
-        return Receipt.from_entry(seq, entry)
-    except ValidationError as exc:  # e.g. an integer beyond 2**53, a lone surrogate
-        reason = exc.errors[0].message if exc.errors else exc.message
-        raise ValidationError(
-            "payload cannot be canonicalized (RFC 8785)",
-            [ErrorDetail(f"{pointer}/payload", reason)],
-        ) from exc
-
-
-def _check_same_chain(head: Receipt, request: Request, pointer: str) -> None:
-    problems = [
-        ErrorDetail(f"{pointer}/{key}", f"a revision keeps {key} {getattr(head, key)!r}")
-        for key in ("domain", "event_type", "entity_type", "entity_id")
-        if getattr(request, key) != getattr(head, key)
-    ]
-    if request.logical_id not in (None, head.logical_id):
-        problems.append(ErrorDetail(f"{pointer}/logical_id", f"expected {head.logical_id}"))
-    if problems:
-        raise ValidationError("a revision cannot change what the event is about", problems)
-    voided = head.op == "void"
-    if request.op == "restate" and not voided:
-        raise ConflictError(
-            "only a voided event can be restated; use amend",
-            [ErrorDetail(f"{pointer}/op", f"head {head.id} is not voided")],
-        )
-    if request.op != "restate" and voided:
-        raise ConflictError(
-            f"a voided event cannot be {request.op}ed; restate it first",
-            [ErrorDetail(f"{pointer}/op", f"head {head.id} is voided")],
-        )
-
-
-def _same_or_conflict(prior: Receipt, request: Request, producer: str, pointer: str) -> None:
-    """Idempotency: a retried request (same id, same content, same writer) gets the original
-    receipt; anything else claiming the id is a conflict."""
-    if producer != prior.producer:
-        raise IdConflictError(
-            f"receipt {prior.id} already exists, written by another producer",
-            [ErrorDetail(f"{pointer}/id", f"already used by a {prior.producer!r} receipt")],
-        )
-    fields = ("domain", "event_type", "entity_type", "entity_id", "op", "supersedes_id", "payload")
-    differ = [f for f in fields if getattr(prior, f) != getattr(request, f)]
-    # Fields a request may leave to defaults are compared only when it gives them.
-    for key in ("occurred_at", "logical_id", "owner_user_id"):
-        value = getattr(request, key)
-        if value is not None and value != getattr(prior, key):
-            differ.append(key)
-    if differ:
-        raise IdConflictError(
-            f"receipt {prior.id} already exists with different content",
-            [ErrorDetail(f"{pointer}/{f}", "differs from the stored receipt") for f in differ],
-        )
+def _validate_the_rest(pending: Iterator[PendingTuple]) -> None:
+    """Validate what is left of a batch the store did not get to: raises the error naming
+    every problem of the batch, if there is any."""
+    deque(pending, maxlen=0)

@@ -1,9 +1,9 @@
 """The ASGI app: ``create_app(ledger, settings)``.
 
-One writer does every write (group commits and checkpoints): on a SQLite file a process of its
-own (writer.py), elsewhere a thread. Reads run in the threadpool on the store's read
-connection. Every ``checkpoint_interval`` seconds the writer integrates and signs a checkpoint
-when there is something new, so proofs stay fresh.
+One writer does every write (group commits and checkpoints): the committer of receipts.commit,
+on a SQLite file a process of its own, elsewhere a thread. Reads run in the threadpool on the
+store's read connection. Every ``checkpoint_interval`` seconds the writer integrates and signs
+a checkpoint when there is something new, so proofs stay fresh.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import logging
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
 from fastapi import Depends, FastAPI
@@ -24,11 +23,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from ..commit import open_writer
 from ..errors import ReceiptsError, StorageError
 from ..ledger import Ledger
-from ..store.sqlite import SQLiteStore
 from .body import reject_nul_params
-from .commit import Committer, GroupCommitter
 from .docs import add_security_schemes
 from .metrics import Metrics, MetricsMiddleware
 from .problems import (
@@ -39,7 +37,6 @@ from .problems import (
     problem,
 )
 from .settings import Settings
-from .writer import WriterProcess
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -54,16 +51,14 @@ class Service:
     def __init__(self, ledger: Ledger, settings: Settings) -> None:
         self.ledger = ledger
         self.settings = settings
-        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="receipts-writer")
-        self.committer: Committer
-        store = ledger.store
-        if settings.writer_process and isinstance(store, SQLiteStore) and store.path != ":memory:":
-            self.committer = WriterProcess(ledger, settings, self._checkpointed)
-        else:
-            self.committer = GroupCommitter(ledger, settings, self.writer)
+        self.committer = open_writer(ledger, settings.commit_options())
         self.metrics = Metrics(self)
-        self.checkpoint_size = -1  # size of the latest signed checkpoint we know of
         self._sizing: asyncio.Future[int] | None = None
+
+    @property
+    def checkpoint_size(self) -> int:
+        """Size of the latest checkpoint the writer signed (-1: none yet)."""
+        return self.committer.checkpoint_size
 
     async def store_size(self) -> int:
         """The ledger's size for /health, or a StorageError if the store does not answer within
@@ -77,27 +72,12 @@ class Service:
         except TimeoutError:
             raise StorageError(f"no answer within {HEALTH_WAIT:g} s") from None
 
-    def _checkpointed(self, size: int) -> None:
-        self.checkpoint_size = size
-
-    async def run_checkpointer(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(self.settings.checkpoint_interval)
-            try:
-                size = await loop.run_in_executor(None, self.ledger.size)
-                if size != self.checkpoint_size:
-                    cp = await loop.run_in_executor(self.writer, self.ledger.checkpoint)
-                    self.checkpoint_size = cp.size
-            except ReceiptsError as error:  # keep serving; the next tick retries
-                log.warning("checkpoint failed: %s", error.message)
-
 
 class ReceiptsAPI(FastAPI):
     """FastAPI, plus POST endpoints served straight from ``__call__``: the write endpoints take
-    nothing but the request, so they skip the middleware stack and routing (about a third of a
-    small append's CPU). They are still documented in /openapi.json by their FastAPI routes,
-    answer errors as the exception handlers do (problem+json), and are counted in /metrics."""
+    nothing but the request, so they skip the middleware stack and routing (docs/benchmarks.md
+    §5). They are still documented in /openapi.json by their FastAPI routes, answer errors as
+    the exception handlers do (problem+json), and are counted in /metrics."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -145,19 +125,10 @@ def create_app(ledger: Ledger, settings: Settings) -> ReceiptsAPI:
         previous = sys.getswitchinterval()
         sys.setswitchinterval(min(previous, 0.001))
         await service.committer.start()
-        checkpointer = None
-        signing = settings.checkpoint_interval > 0 and ledger.signer is not None
-        if signing and not service.committer.signs_checkpoints:
-            checkpointer = asyncio.create_task(service.run_checkpointer(), name="checkpointer")
         try:
             yield
         finally:
-            if checkpointer is not None:
-                checkpointer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await checkpointer
             await service.committer.stop()
-            service.writer.shutdown(wait=True)
             sys.setswitchinterval(previous)
 
     app = ReceiptsAPI(

@@ -25,7 +25,6 @@ from ..cloudevents import (
 from ..cloudevents.convert import request_id
 from ..cloudevents.ocn import AUDITED_TYPES
 from ..errors import ErrorDetail, ReceiptsError, ValidationError
-from ..ledger import Pending
 from ..model import Receipt
 from ..validate import nul_problems
 from .app import ReceiptsAPI, Service
@@ -121,14 +120,12 @@ def install(app: ReceiptsAPI, service: Service) -> None:
             for raw in requests:
                 raw["owner_user_id"] = principal.sub
         try:
-            valid = ledger.validator.validate_batch(requests, producer, pointers=prefixes)
+            pending = list(ledger.pending(requests, producer=producer, pointers=prefixes))
         except ReceiptsError as error:
             ocn = [r["domain"] == "ocn" for r in requests]
             error.errors = [_in_data(e, prefixes, ocn, batch) for e in error.errors]
             raise
-        stored = await service.committer.submit(
-            [Pending(v, producer, p) for v, p in zip(valid, prefixes, strict=True)]
-        )
+        stored = await service.committer.submit(pending)
         service.metrics.appended.labels(producer).inc(len(stored))
         answers = await run_in_threadpool(lambda: [answer(r) for r in stored])
         headers, payload = to_batch(answers) if batch else to_structured(answers[0])

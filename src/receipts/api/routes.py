@@ -21,7 +21,6 @@ from ..errors import (
     ReceiptsError,
     ValidationError,
 )
-from ..ledger import Pending
 from ..model import Receipt
 from ..validate import REQUEST_FIELDS
 from .app import ReceiptsAPI, Service
@@ -121,10 +120,8 @@ def install(app: ReceiptsAPI, service: Service) -> None:
             _own(principal, raw, pointer)
         # An end user's revisions are checked against the heads' owners in the write
         # transaction itself (Ledger.commit): a check here could be raced by the head's commit.
-        valid = ledger.validator.validate_batch(items, producer, pointers=pointers)
-        stored = await service.committer.submit(
-            [Pending(v, producer, p) for v, p in zip(valid, pointers, strict=True)]
-        )
+        pending = list(ledger.pending(items, producer=producer, pointers=pointers))
+        stored = await service.committer.submit(pending)
         service.metrics.appended.labels(producer).inc(len(stored))
         dicts = [r.to_dict() for r in stored]
         return json_response(dicts if many else dicts[0], 201)

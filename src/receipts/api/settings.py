@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..commit import CommitOptions
 from ..errors import UsageError
 
 
@@ -28,17 +29,13 @@ class Settings:
     header_timeout: float = 10.0  # seconds
     body_timeout: float = 60.0  # seconds
     access_log: bool = True  # `receipts serve`: one line per request on stderr
-    checkpoint_interval: float = 1.0  # seconds; 0 disables the background checkpointer
-    max_queue: int = 10_000  # receipts waiting for commit before 429
-    # Receipts per group commit. Several waiting batches share a transaction, its fsync and
-    # the index pages they touch: 1,000 -> 4,000 took the batch endpoint +11 % (benchmarks §5).
-    group_max: int = 4000
-    # Seconds a group waits for company once a commit is due (the in-process committer; the
-    # writer process takes whatever queued while it committed, without waiting).
-    group_wait: float = 0.001
+    # The write path's options (receipts.commit.CommitOptions says what each does).
+    checkpoint_interval: float = CommitOptions.checkpoint_interval
+    max_queue: int = CommitOptions.max_queue  # beyond it, 429
+    group_max: int = CommitOptions.group_max
+    group_wait: float = CommitOptions.group_wait
     store_unknown_cloudevents: bool = False
-    # Commit in a process of its own when the ledger is a SQLite file (see writer.py).
-    writer_process: bool = True
+    writer_process: bool = CommitOptions.writer_process
 
     def __post_init__(self) -> None:
         if not self.jwt_secret and not self.insecure_dev:
@@ -51,6 +48,15 @@ class Settings:
         for name in ("header_limit", "header_timeout", "body_timeout", "body_limit"):
             if getattr(self, name) <= 0:
                 raise UsageError(f"{_VARIABLES[name]} must be positive")
+
+    def commit_options(self) -> CommitOptions:
+        return CommitOptions(
+            max_queue=self.max_queue,
+            group_max=self.group_max,
+            group_wait=self.group_wait,
+            checkpoint_interval=self.checkpoint_interval,
+            writer_process=self.writer_process,
+        )
 
     @classmethod
     def from_env(cls, *, insecure_dev: bool = False, **overrides: object) -> Settings:

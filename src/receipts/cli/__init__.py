@@ -414,8 +414,8 @@ def serve(
     """Serve the HTTP API (OpenAPI at /openapi.json, docs at /docs); prints
     `listening on http://HOST:PORT` on stderr once the socket is bound."""
     from ..api import Settings, create_app
-    from ..api.process import settle_gc
     from ..api.serve import run
+    from ..commit import settle_gc
 
     overrides = {} if access_log is None else {"access_log": access_log}
     settings = Settings.from_env(insecure_dev=insecure_dev, **overrides)  # refuses without a secret

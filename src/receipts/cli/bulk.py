@@ -21,6 +21,7 @@ import uuid_utils
 from rich.console import Console
 from rich.progress import Progress
 
+from ..batch import Pending
 from ..errors import (
     ConflictError,
     ErrorDetail,
@@ -31,7 +32,7 @@ from ..errors import (
     VerificationError,
     json_pointer,
 )
-from ..ledger import Ledger, Pending
+from ..ledger import Ledger
 from ..model import ENTRY_KEYS, PRODUCERS, Receipt, canonical_bytes
 from ..validate import REQUEST_FIELDS
 from .jsonin import Line, read_lines

@@ -271,6 +271,15 @@ class Store(Protocol):
     url: str
     applied: list[str]  # migrations applied when this store was opened
     integrate_on_append: bool  # whether appends should also extend the Merkle tree
+    # Whether a busy writer should commit from a process of its own (receipts.commit): true
+    # where the committing work is the library's own (a SQLite file), false where the database
+    # server does it or a second process would not see the same database (``:memory:``).
+    writes_from_a_process: bool
+
+    def checkpoint_in_background(self) -> None:
+        """Copy committed WAL into the database from a thread of the store's own, for a busy
+        writer (a no-op where the database does it by itself)."""
+        ...
 
     def read(self) -> AbstractContextManager[ReadTxn]: ...
 

@@ -387,6 +387,9 @@ class PostgresStore:
     # serializes all writers) for several more round trips; `integrate` and the server's
     # checkpointer do it in the background instead.
     integrate_on_append = False
+    # The server's own processes do the committing work; every client commits in its own
+    # transactions.
+    writes_from_a_process = False
 
     def __init__(self, url: str, catalog: Catalog | None = None) -> None:
         self.url = url
@@ -462,6 +465,9 @@ class PostgresStore:
         with self._lock, _translated():
             cur = self._conn.execute(sql, args)
             return cur.fetchall() if cur.description else []
+
+    def checkpoint_in_background(self) -> None:
+        """Nothing to do: the server's own checkpointer copies its WAL."""
 
     def close(self) -> None:
         with self._lock:

@@ -301,6 +301,9 @@ class SQLiteStore:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self.url = "sqlite:///" + self.path
+        # A file: its writer is this library, one writer at a time; a process of its own gives
+        # it a GIL of its own. Each :memory: connection is a database of its own.
+        self.writes_from_a_process = self.path != ":memory:"
         # Two connections: in WAL mode readers see the last commit without waiting for the
         # writer, so queries stay fast while a (group) commit is in progress.
         self._lock = threading.RLock()

@@ -1,13 +1,12 @@
 """Garbage collection in the server's own processes (``receipts serve``, its writer process).
 
-Not for the app inside somebody else's process: these settings are the whole process's.
+Not for an app inside somebody else's process: these settings are the whole process's.
 
-CPython's cyclic collector runs its youngest generation every 700 container allocations, and
-a full collection walks every object still alive. A 1,000-receipt request allocates a few
-thousand containers for its JSON alone; under batch load the HTTP process spent about a
-quarter of its CPU in the collector (docs/benchmarks.md §5). The ledger makes no reference
-cycles on its hot paths (reference counting frees what it allocates), so the collector has
-little to find there.
+CPython's cyclic collector runs its youngest generation every 700 container allocations, and a
+full collection walks every object still alive. A large request allocates thousands of
+containers for its JSON alone, and under batch load the collector took a large share of the
+HTTP process's CPU (docs/benchmarks.md §5). The ledger makes no reference cycles on its hot
+paths (reference counting frees what it allocates), so the collector has little to find there.
 """
 
 from __future__ import annotations
