@@ -15,9 +15,9 @@ from rich.console import Console
 from rich.table import Table
 
 from ..bundle import Bundle
+from ..dburl import DatabaseUrl
 from ..ledger import Ledger
 from ..model import Receipt
-from .display import shown_url
 
 _NAMESPACE = uuid.UUID("5c1c0f5e-2b8e-4e55-9a53-7d6a4e0c2f10")
 TRACE = "checkout-jazz-night-7f3a"
@@ -393,11 +393,11 @@ def run_demo(ledger: Ledger, console: Console | None = None) -> list[Receipt]:
     before = ledger.size()
     stored = [ledger.append(request, producer=producer) for producer, request in story()]
     added = ledger.size() - before
+    where = DatabaseUrl.parse(ledger.store.url).shown()
     if added:
-        console.print(f"Recorded [bold]{added}[/] receipts in {shown_url(ledger.store.url)}")
+        console.print(f"Recorded [bold]{added}[/] receipts in {where}")
     else:
-        console.print(f"All {len(stored)} demo receipts were already in "
-                      f"{shown_url(ledger.store.url)}: "
+        console.print(f"All {len(stored)} demo receipts were already in {where}: "
                       "the replay was idempotent, nothing was written twice.")  # fmt: skip
     _summary(ledger, stored, console)
     return stored
