@@ -4,8 +4,9 @@ A ``Dialect`` holds only what differs between SQLite and PostgreSQL: the driver'
 the schema before table names, how a read turns a uuid, JSON or timestamp column into the text a
 receipt holds (PostgreSQL casts; SQLite stores text), where a row's entry bytes come from
 (PostgreSQL also joins the bytes given later to a direct SQL insert), and the SQL for "now".
-``Queries`` renders every statement once per dialect; what each backend does its own way (the
-write path, locking, sequencing, streaming) stays in its module.
+``Queries`` renders the statements both run, once per dialect; ``receipt_of``, ``checkpoint_of``
+and ``stored_values`` are the rows they read and write. What each backend does its own way (the
+write path, locking, sequencing, streaming, looking up many ids) stays in its module.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ STORED: Final = (
 
 @dataclass(frozen=True, slots=True)
 class Dialect:
+    """What differs between the two backends' SQL."""
+
     mark: str  # the driver's placeholder
     schema: str  # before every table name
     journal: str  # the journal as reads select it, aliased ``e``
@@ -64,7 +67,7 @@ POSTGRES: Final = Dialect(
 
 
 class Queries:
-    """Every statement both stores run, rendered for one dialect."""
+    """The statements both stores run, rendered for one dialect."""
 
     def __init__(self, d: Dialect) -> None:
         m, s, text, time = d.mark, d.schema, d.text.format, d.time.format
@@ -92,7 +95,7 @@ class Queries:
             f"AND a.user_id = {m}))"
         )
         self.insert = f"INSERT INTO {s}ledger_events_v0 ({STORED}) VALUES "
-        self.insert_row = "(" + ", ".join([m] * 18) + ")"
+        self.insert_row = "(" + ", ".join([m] * (STORED.count(",") + 1)) + ")"
         self.can_read = (
             f"SELECT 1 FROM {s}ledger_audience_v0 WHERE entity_type = {m} AND entity_id = {m} "
             f"AND user_id = {m}"
