@@ -4,6 +4,7 @@ errors as one JSON object on stderr, exit codes 0 / 1 / 2."""
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import os
 import re
@@ -17,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import orjson
 import pytest
 
 from conftest import SEED_DOMAINS, SEED_TYPE_COUNT, build_request, schema_refs
 from receipts import Catalog, Ledger, ReceiptsError
 from receipts.cli import main
-from receipts.cli.demo import story
+from receipts.cli.demo import demo_id, story
 
 RECEIPTS = str(Path(sys.executable).with_name("receipts"))
 CATALOG = Catalog.load()
@@ -623,6 +625,19 @@ def test_demo_twice_is_idempotent(tmp_path: Path) -> None:
     for domain in CATALOG.domains:
         assert re.search(rf"{domain}\W+{per_domain.get(domain, 0)}\b", second.out), domain
     assert cli.size() == total
+
+
+def test_the_demo_story_is_the_one_it_always_was() -> None:
+    """The story's ids and requests are pinned: they were the same when it became data
+    (``demo.json``), and a changed byte would change every demo ledger's leaves."""
+    told = orjson.dumps(story(), option=orjson.OPT_SORT_KEYS)
+    assert hashlib.sha256(told).hexdigest() == (
+        "4f2cbc078663292dc08e32c2bd60afebe22ee63fcb9d0a0664b72c2e62b46448"
+    ), told.decode()
+    producers, requests = zip(*story(), strict=True)
+    assert Counter(producers) == {"client": 10, "service_role_pipeline": 10, "edge_function": 3}
+    assert requests[-3]["id"] == demo_id("refund-done") == "69ceb2cb-4c21-50af-b45a-b4460872e183"
+    assert requests[2]["supersedes_id"] == requests[1]["id"] == demo_id("event")
 
 
 # --- in process --------------------------------------------------------------------------------

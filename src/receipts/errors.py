@@ -74,12 +74,6 @@ class ReceiptsError(Exception):
             "errors": [e.to_dict() for e in self.errors],
         }
 
-    def diagnostics(self) -> str:
-        """A human-readable account: the message, then one line per problem."""
-        lines = [f"{self.code}: {self.message}"]
-        lines += [f"  {e.pointer or '/'}: {e.message}" for e in self.errors]
-        return "\n".join(lines)
-
 
 def _restore(cls: type[ReceiptsError], message: str, state: dict[str, Any]) -> ReceiptsError:
     error = cls.__new__(cls)

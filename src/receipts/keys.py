@@ -1,8 +1,8 @@
 """The ledger's checkpoint signing keys.
 
-The private key is a C2SP signed-note Ed25519 key in a 0600 file: ``$RECEIPTS_KEY``, else next
-to the SQLite database (``receipts.db`` → ``receipts.db.key``), else ``./receipts.key``. A key
-made by ``receipts keys rotate`` goes next to that file, named ``<file>.<key id>``.
+The private key is a C2SP signed-note Ed25519 key in a 0600 file, where the database URL says
+(``DatabaseUrl.key_path``: ``$RECEIPTS_KEY``, else beside a SQLite file, else ``./receipts.key``).
+A key made by ``receipts keys rotate`` goes next to that file, named ``<file>.<key id>``.
 
 The public keys belong to the ledger: the first is recorded when it is made or at the first
 checkpoint, each later one with its rotation statement (``tlog.Rotation``). Contract: a
@@ -16,7 +16,6 @@ import os
 from pathlib import Path
 
 from .errors import ReceiptsError, SigningKeyError, TamperedError, VerificationError
-from .store import sqlite_path
 from .store.base import ReadTxn, StoredKey, WriteTxn
 from .tlog import Checkpoint, KeyChain, Rotation, Signer, Verifier, parse_note
 from .tlog.rotation import key_label
@@ -24,25 +23,9 @@ from .tlog.rotation import key_label
 HOW_TO_POINT = "set RECEIPTS_KEY or --key-file to the file that holds it"
 
 
-def key_path(db_url: str) -> Path:
-    if os.environ.get("RECEIPTS_KEY"):
-        return Path(os.environ["RECEIPTS_KEY"])
-    path = sqlite_path(db_url)
-    if path and path != ":memory:":
-        return Path(path + ".key")
-    return Path("receipts.key")
-
-
 def rotated_path(path: Path, key: Verifier) -> Path:
     """Where ``receipts keys rotate`` writes a new key: next to ``path``, named by its key id."""
     return path.with_name(f"{path.name}.{key.key_id:08x}")
-
-
-def default_origin(db_url: str) -> str:
-    """A log's origin names it in every checkpoint; by default ``receipts/<database name>``."""
-    path = sqlite_path(db_url)
-    name = Path(path).stem if path and path != ":memory:" else db_url.rsplit("/", 1)[-1]
-    return f"receipts/{name or 'ledger'}"
 
 
 def write_key(path: Path, signer: Signer) -> None:

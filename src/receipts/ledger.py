@@ -10,7 +10,6 @@ Contract:
 from __future__ import annotations
 
 import difflib
-import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import suppress
@@ -24,6 +23,7 @@ from .audit import AuditReport, audit
 from .batch import Batch, PendingTuple, ToCommit, make_ahead, referenced, requests_of
 from .bundle import Bundle
 from .catalog import Catalog
+from .dburl import DatabaseUrl, default_url
 from .errors import (
     ConflictError,
     ErrorDetail,
@@ -42,7 +42,6 @@ from .tlog import Checkpoint, KeyChain, Signer, TlogProof, Verifier, parse_note,
 from .validate import Validator
 
 SERVICE_ROLE: Final = "service_role_pipeline"
-DEFAULT_DB: Final = "receipts.db"
 PAGE: Final = 1000
 
 
@@ -74,22 +73,23 @@ class Ledger:
     @classmethod
     def open(
         cls,
-        url: str | Path | None = None,
+        url: str | Path | DatabaseUrl | None = None,
         *,
         catalog_files: Iterable[str | Path] = (),
         signer: Signer | None = None,
     ) -> Ledger:
-        """Open (and create or migrate) the ledger at ``url``; default ``$RECEIPTS_DB``.
+        """Open (and create or migrate) the ledger at ``url``; default ``$RECEIPTS_DB``, else
+        ``receipts.db`` (``dburl.default_url``).
 
-        The checkpoint signer defaults to the key file (``keys.key_path``), or the one a
+        The checkpoint signer defaults to the key file (``DatabaseUrl.key_path``), or the one a
         rotation wrote beside it that holds the ledger's current key, if there is one.
         """
-        target = str(url or os.environ.get("RECEIPTS_DB") or DEFAULT_DB)
+        where = DatabaseUrl.parse(url or default_url())
         catalog = Catalog.load(catalog_files)
-        ledger = cls(open_store(target, catalog), catalog, signer=signer)
+        ledger = cls(open_store(where, catalog), catalog, signer=signer)
         if signer is None:
             try:
-                ledger.signer = keys.find_signer(keys.key_path(target), ledger._recorded_key())
+                ledger.signer = keys.find_signer(where.key_path(), ledger._recorded_key())
             except BaseException:
                 ledger.close()
                 raise

@@ -72,7 +72,8 @@ class Request:
 
     def __reduce__(self) -> tuple[type[Request], tuple[Any, ...]]:
         # Requests cross to the server's writer process by the thousand: pickled as the
-        # constructor's arguments they take half the time of the slots' default state.
+        # constructor's arguments they cost less than the slots' default state
+        # (docs/benchmarks.md §5).
         return Request, (
             self.id, self.domain, self.event_type, self.entity_type, self.entity_id,
             self.payload, self.owner_user_id, self.occurred_at, self.op, self.logical_id,

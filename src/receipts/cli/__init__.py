@@ -22,6 +22,7 @@ from rich.progress import MofNCompleteColumn, Progress
 
 from ..bundle import Bundle
 from ..catalog import Catalog
+from ..dburl import DEFAULT_DB, DatabaseUrl, default_url
 from ..errors import (
     ConflictError,
     ErrorDetail,
@@ -30,17 +31,10 @@ from ..errors import (
     TamperedError,
     UsageError,
 )
-from ..keys import (
-    HOW_TO_POINT,
-    default_origin,
-    find_signer,
-    key_path,
-    rotated_path,
-)
-from ..ledger import DEFAULT_DB, Ledger
+from ..keys import HOW_TO_POINT, find_signer, rotated_path
+from ..ledger import Ledger
 from ..model import PRODUCERS, Receipt
 from ..tlog import Signer, Verifier
-from .display import shown_url
 from .jsonin import read_batches, read_document
 
 
@@ -87,7 +81,7 @@ def _hint(expects: str) -> None:
 
 class _Context:
     def __init__(self, db: str, catalogs: tuple[str, ...]) -> None:
-        self.db = db
+        self.db = DatabaseUrl.parse(db)
         self.catalogs = catalogs
         self._ledger: Ledger | None = None
 
@@ -103,6 +97,11 @@ class _Context:
         if self._ledger is None:
             self._ledger = Ledger.open(self.db, catalog_files=self.catalogs)
         return self._ledger
+
+    @property
+    def shown_db(self) -> str:
+        """The opened ledger's database URL as printed (without a password)."""
+        return DatabaseUrl.parse(self.ledger.store.url).shown()
 
     def close(self) -> None:
         if self._ledger is not None:
@@ -122,10 +121,8 @@ _key_file_option = click.option(
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--db",
-    envvar="RECEIPTS_DB",
-    default=DEFAULT_DB,
-    show_default=True,
-    help="Ledger database: a path or sqlite:///PATH (env RECEIPTS_DB).",
+    default=default_url,  # the one place $RECEIPTS_DB is read, for the library too
+    help=f"Ledger database: a path or sqlite:///PATH (env RECEIPTS_DB).  [default: {DEFAULT_DB}]",
 )
 @click.option(
     "--catalog",
@@ -147,7 +144,7 @@ def cli(ctx: click.Context, db: str, catalogs: tuple[str, ...]) -> None:
 @pass_ctx
 def init(c: _Context) -> None:
     """Create the ledger (or migrate it to this version)."""
-    _out({"db": shown_url(c.ledger.store.url), "receipts": c.ledger.size()})
+    _out({"db": c.shown_db, "receipts": c.ledger.size()})
 
 
 @cli.command()
@@ -155,7 +152,7 @@ def init(c: _Context) -> None:
 def migrate(c: _Context) -> None:
     """Apply pending schema migrations (idempotent) and sync the catalog into the database."""
     store = c.ledger.store
-    _out({"db": shown_url(store.url), "applied": store.applied, "receipts": c.ledger.size()})
+    _out({"db": c.shown_db, "applied": store.applied, "receipts": c.ledger.size()})
 
 
 @cli.command("import")
@@ -197,13 +194,13 @@ def demo(c: _Context) -> None:
     ledger = c.ledger
     if not only_the_demo(ledger):  # before the key below: another ledger gets nothing from it
         raise ConflictError(
-            f"{shown_url(ledger.store.url)} holds {ledger.size()} receipt(s), not only the "
+            f"{c.shown_db} holds {ledger.size()} receipt(s), not only the "
             "demo's: the demo writes only into an empty ledger or its own. Run it in an empty "
             "folder, or give it a file of its own: receipts --db demo.db demo",
             [ErrorDetail("/db", "a ledger with receipts that are not the demo's")],
         )
     if ledger.signer is None:  # the demo shows signed checkpoints: make a key the first time
-        ledger.generate_key(key_path(c.db), default_origin(c.db))
+        ledger.generate_key(c.db.key_path(), c.db.default_origin())
     run_demo(ledger)
 
 
@@ -444,8 +441,8 @@ def keys() -> None:
 def keys_generate(c: _Context, name: str | None, key_file: str | None) -> None:
     """Create the ledger's signing key (mode 0600, never overwritten) and record its public
     half in the ledger; print the verifier key. Refused if the ledger already has a key."""
-    path = Path(key_file) if key_file else key_path(c.db)
-    signer = c.ledger.generate_key(path, name or default_origin(c.db))
+    path = Path(key_file) if key_file else c.db.key_path()
+    signer = c.ledger.generate_key(path, name or c.db.default_origin())
     click.echo(f"wrote signing key {path}", err=True)
     click.echo(signer.verifier().to_key_string())
 
@@ -488,7 +485,7 @@ def keys_rotate(c: _Context, key_file: str | None, new_key_file: str | None) -> 
     Prints the new verifier key."""
     old = _signing(c, key_file, make=False)
     new = Signer.generate(old.name)
-    base = Path(key_file) if key_file else key_path(c.db)
+    base = Path(key_file) if key_file else c.db.key_path()
     path = Path(new_key_file) if new_key_file else rotated_path(base, new.verifier())
     record = c.ledger.rotate_key(path, new)
     found = "set RECEIPTS_KEY or --key-file to it" if new_key_file else "the ledger finds it there"
@@ -504,7 +501,7 @@ def _signing(c: _Context, key_file: str | None, *, make: bool) -> Signer:
     """The ledger's current signing key, loaded and checked (``make``: create the first one if
     the ledger has none)."""
     ledger = c.ledger
-    path = Path(key_file) if key_file else key_path(c.db)
+    path = Path(key_file) if key_file else c.db.key_path()
     if key_file:  # found as Ledger.open finds $RECEIPTS_KEY: the file, or its rotated successor
         ledger.signer = find_signer(path, ledger.current_key())
     if ledger.signer is None:
@@ -518,7 +515,7 @@ def _signing(c: _Context, key_file: str | None, *, make: bool) -> Signer:
             raise SigningKeyError(
                 f"no signing key at {path}; create one with `receipts keys generate`"
             )
-        made = ledger.generate_key(path, default_origin(c.db))
+        made = ledger.generate_key(path, c.db.default_origin())
         click.echo(f"generated signing key {path}; verifier key: "
                    f"{made.verifier().to_key_string()}", err=True)  # fmt: skip
         return made

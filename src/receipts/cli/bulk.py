@@ -291,9 +291,9 @@ def import_file(ledger: Ledger, file: str, producer: str, batch_size: int) -> Im
         # Every batch's parsed lines and receipts live until it is committed, long enough for
         # the cyclic garbage collector to move them to its oldest generation and then scan them
         # again and again in full collections; yet they hold no reference cycles and go with
-        # their last reference. So the import runs with automatic collection off (+3 % for
-        # 200,000 lines into PostgreSQL, docs/benchmarks.md §4) and collects in full once per
-        # _COLLECT_EVERY lines, for whatever cycle might form anyway.
+        # their last reference. So the import runs with automatic collection off (faster,
+        # docs/benchmarks.md §4) and collects in full once per _COLLECT_EVERY lines, for
+        # whatever cycle might form anyway.
         was_enabled = gc.isenabled()
         gc.disable()
         uncollected = 0  # lines read since the last full collection

@@ -3,39 +3,26 @@
 from __future__ import annotations
 
 from ..catalog import Catalog
+from ..dburl import DatabaseUrl
 from ..errors import UsageError
 from .base import Query, Store, WriteTxn
 from .sqlite import SQLiteStore
 
 
-def sqlite_path(url: str) -> str | None:
-    """The file path a SQLite URL or plain path names, or None if ``url`` is not SQLite.
-
-    ``sqlite:///rel.db`` is relative, ``sqlite:////abs.db`` absolute (SQLAlchemy's convention).
-    """
-    if url.startswith("sqlite:///"):
-        return url[len("sqlite:///") :] or ":memory:"
-    if url.startswith("sqlite://"):
-        return url[len("sqlite://") :] or ":memory:"
-    if "://" in url:
-        return None
-    return url
-
-
-def open_store(url: str, catalog: Catalog | None = None) -> Store:
+def open_store(url: str | DatabaseUrl, catalog: Catalog | None = None) -> Store:
     """Open the store a URL names: a plain path or ``sqlite:///…`` means SQLite,
     ``postgresql://…`` (or ``postgres://…``) PostgreSQL. Either is created or migrated."""
-    path = sqlite_path(url)
-    if path is not None:
-        return SQLiteStore(path)
-    if url.startswith(("postgresql://", "postgres://")):
+    where = DatabaseUrl.parse(url)
+    if where.path is not None:
+        return SQLiteStore(where.path)
+    if where.backend == "postgresql":
         from .postgres import PostgresStore  # psycopg is imported only when used
 
-        return PostgresStore(url, catalog)
-    scheme = url.split("://", 1)[0]
+        return PostgresStore(where.url, catalog)
     raise UsageError(
-        f"unsupported database URL scheme {scheme!r}; expected a path, sqlite:/// or postgresql://"
+        f"unsupported database URL scheme {where.scheme!r}; "
+        "expected a path, sqlite:/// or postgresql://"
     )
 
 
-__all__ = ["Query", "SQLiteStore", "Store", "WriteTxn", "open_store", "sqlite_path"]
+__all__ = ["Query", "SQLiteStore", "Store", "WriteTxn", "open_store"]

@@ -1,4 +1,5 @@
-"""What every storage backend provides. Backends share this protocol, not code.
+"""What every storage backend provides. Backends share this protocol and the SQL of their reads
+(``sql``, ``reads``); each writes, locks and sequences its own way.
 
 Contract:
 - ``write()`` MUST hold the backend's write lock for the whole block, so that ``next_seq``
@@ -215,29 +216,6 @@ class ReadTxn(Protocol):
     def keys(self) -> list[StoredKey]:
         """The ledger's signing keys, first to current (empty before the first is recorded)."""
         ...
-
-
-def filters(query: Query, mark: str, visible: str, table: str = "") -> tuple[str, list[Any]]:
-    """The WHERE clause and arguments of a query (``mark`` is the driver's placeholder,
-    ``visible`` the backend's owner-or-audience condition taking two of them, ``table`` an
-    alias prefix). Ordering and paging stay with each backend's own SQL."""
-    where, args = [], []
-    for column in ("entity_type", "entity_id", "correlation_id", "domain", "event_type"):
-        value = getattr(query, column)
-        if value is not None:
-            where.append(f"{table}{column} = {mark}")
-            args.append(value)
-    for value, condition in ((query.since, ">="), (query.until, "<")):
-        if value is not None:
-            where.append(f"{table}occurred_at {condition} {mark}")
-            args.append(value)
-    if query.visible_to is not None:
-        where.append(visible)
-        args += [query.visible_to, query.visible_to]
-    if query.after is not None:
-        where.append(f"{table}seq > {mark}")
-        args.append(query.after)
-    return (" WHERE " + " AND ".join(where) if where else ""), args
 
 
 class WriteTxn(ReadTxn, Protocol):

@@ -42,65 +42,30 @@ from ..jsontext import loads
 from ..model import ENTRY_KEYS, Receipt
 from ..tlog import Node
 from . import postgres_rules
-from .base import (
-    Query,
-    Row,
-    StoredCheckpoint,
-    StoredKey,
-    checked_receipt,
-    filters,
-    receipt_if_intact,
-)
+from .base import Row, checked_receipt
+from .reads import LogReads, StoreReads
+from .sql import POSTGRES, STORED, Queries, receipt_of, stored_values
 
 SEQUENCE_LOCK: Final = 7236601  # also in migrations/postgres/0003_sequencing.sql
 MIGRATION_LOCK: Final = 7236602
 
-_TS = "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
-_VISIBLE: Final = (
-    "(e.owner_user_id = %s OR EXISTS (SELECT 1 FROM public.ledger_audience_v0 a "
-    "WHERE a.entity_type = e.entity_type AND a.entity_id = e.entity_id AND a.user_id = %s))"
-)
-_COLUMNS: Final = (
-    "e.seq, e.id::text, e.domain, e.event_type, e.entity_type, e.entity_id, e.owner_user_id, "
-    f"{_TS.format('e.occurred_at')}, {_TS.format('e.recorded_at')}, e.op, e.logical_id::text, "
-    "e.supersedes_id::text, e.revision, e.producer, e.payload::text, e.correlation_id, "
-    "coalesce(e.entry, x.entry), coalesce(e.leaf_hash, x.leaf_hash)"
-)
-_CHECKPOINTS: Final = (
-    f"SELECT size, root_hash, origin, note, {_TS.format('signed_at')} FROM public.tlog_checkpoints"
-)
-_KEYS: Final = (
-    "SELECT idx, verifier_key, from_size, rotation, "
-    f"{_TS.format('recorded_at')} FROM public.tlog_keys ORDER BY idx"
-)
-_FROM: Final = "public.ledger_events_v0 e LEFT JOIN public.ledger_entries_v0 x USING (seq)"
+SQL: Final = Queries(POSTGRES)
 # Rows that arrived by direct SQL insert and have no bytes yet: the payload as text (parsed
 # where a failure can be told apart) and what the direct-insert rules say about the row.
 _UNHASHED: Final = (
-    "SELECT e.seq, e.id::text, e.domain, e.event_type, e.entity_type, e.entity_id, "
-    f"e.owner_user_id, {_TS.format('e.occurred_at')}, {_TS.format('e.recorded_at')}, e.op, "
-    "e.logical_id::text, e.supersedes_id::text, e.revision, e.producer, e.payload::text, "
+    f"SELECT {SQL.entry_columns}, "
     f"{postgres_rules.NAME}(e.occurred_at, e.recorded_at, e.payload) "
-    f"FROM {_FROM} WHERE e.seq >= %s AND e.seq < %s "
+    f"FROM {POSTGRES.journal} WHERE e.seq >= %s AND e.seq < %s "
     "AND e.leaf_hash IS NULL AND x.leaf_hash IS NULL ORDER BY e.seq"
 )
-_COPY: Final = (
-    "COPY public.ledger_events_v0 (seq, id, domain, event_type, entity_type, entity_id, "
-    "owner_user_id, occurred_at, recorded_at, op, logical_id, supersedes_id, revision, producer, "
-    "payload, entry, leaf_hash, correlation_id) FROM STDIN"
-)
-_INSERT: Final = (
-    _COPY.replace("COPY", "INSERT INTO", 1).replace(" FROM STDIN", "")
-    + " VALUES ("
-    + ", ".join(["%s"] * 18)
-    + ")"
-)
+_COPY: Final = f"COPY public.ledger_events_v0 ({STORED}) FROM STDIN"
+_INSERT: Final = SQL.insert + SQL.insert_row
 # Binary COPY: no text escaping on either side (hex-escaping the two bytea columns and parsing
-# uuids and timestamps as text cost the client and the server several microseconds a row). A
-# binary COPY field carries no type: the server reads it with the column's own receive function.
-# So psycopg's C dumpers for bytes and integers write the columns' wire formats directly: a uuid
-# is its 16 bytes, a jsonb is version byte 1 + its JSON text, a timestamptz is int8 microseconds
-# since 2000-01-01 UTC (see _binary_row).
+# uuids and timestamps as text cost the client and the server time on every row: see
+# docs/benchmarks.md §4). A binary COPY field carries no type: the server reads it with the
+# column's own receive function. So psycopg's C dumpers for bytes and integers write the
+# columns' wire formats directly: a uuid is its 16 bytes, a jsonb is version byte 1 + its JSON
+# text, a timestamptz is int8 microseconds since 2000-01-01 UTC (see _binary_rows).
 _COPY_BINARY: Final = _COPY + " (FORMAT BINARY)"
 _COPY_TYPES: Final = (
     "int8", "bytea", "text", "text", "text", "text", "text", "int8", "int8", "text", "bytea",
@@ -115,10 +80,6 @@ _SQLSTATE: Final[dict[str, type[ReceiptsError]]] = {
     "RC403": PermissionDeniedError,
     "RC405": AppendOnlyError,
 }
-
-
-def _row_to_receipt(row: tuple[Any, ...]) -> Receipt:
-    return receipt_if_intact(row) or checked_receipt(Row.of(row))
 
 
 def _unhashed_receipt(row: tuple[Any, ...]) -> Receipt:
@@ -136,15 +97,6 @@ def _unhashed_receipt(row: tuple[Any, ...]) -> Receipt:
         raise UnprovableReceiptError.at(seq, receipt_id, exc.message) from exc
     except (TypeError, ValueError) as exc:
         raise UnprovableReceiptError.at(seq, receipt_id, str(exc)) from exc
-
-
-def _copy_row(r: Receipt) -> tuple[Any, ...]:
-    return (
-        r.seq, r.id, r.domain, r.event_type, r.entity_type, r.entity_id, r.owner_user_id,
-        r.occurred_at, r.recorded_at, r.op, r.logical_id, r.supersedes_id, r.revision,
-        r.producer, orjson.dumps(r.payload).decode(), r.entry_bytes, r.leaf_hash,
-        r.correlation_id,
-    )  # fmt: skip
 
 
 def _uuid_bytes(text: str) -> bytes:
@@ -205,8 +157,11 @@ def _translated() -> Iterator[None]:
         raise translate(exc) from exc
 
 
-class _Txn:
+class _Txn(LogReads):
     """Reads and writes inside one transaction."""
+
+    _sql = SQL
+    _conn: psycopg.Connection[Any]
 
     def __init__(self, conn: psycopg.Connection[Any], next_seq: int | None = None) -> None:
         self._conn = conn
@@ -218,25 +173,24 @@ class _Txn:
     def next_seq(self) -> int:
         if self._next_seq is not None:
             return self._next_seq
-        rows = self._rows("SELECT coalesce(max(seq), -1) + 1 FROM public.ledger_events_v0")
-        return int(rows[0][0])
+        return int(self._rows(SQL.size)[0][0])
 
     def find(self, ids: Iterable[str]) -> dict[str, Receipt]:
         keys = list(dict.fromkeys(ids))
         if not keys:
             return {}
-        sql = f"SELECT {_COLUMNS} FROM {_FROM} WHERE e.id = ANY(%s::uuid[])"
-        return {r.id: r for r in map(_row_to_receipt, self._rows(sql, [keys]))}
+        sql = f"{SQL.select} WHERE e.id = ANY(%s::uuid[])"
+        return {r.id: r for r in map(receipt_of, self._rows(sql, [keys]))}
 
     def heads(self, logical_ids: Iterable[str]) -> dict[str, Receipt]:
         keys = list(dict.fromkeys(logical_ids))
         if not keys:
             return {}
         sql = (
-            f"SELECT DISTINCT ON (e.logical_id) {_COLUMNS} FROM {_FROM} "
+            f"SELECT DISTINCT ON (e.logical_id) {SQL.columns} FROM {POSTGRES.journal} "
             "WHERE e.logical_id = ANY(%s::uuid[]) ORDER BY e.logical_id, e.revision DESC"
         )
-        return {r.logical_id: r for r in map(_row_to_receipt, self._rows(sql, [keys]))}
+        return {r.logical_id: r for r in map(receipt_of, self._rows(sql, [keys]))}
 
     def insert(self, receipts: Iterable[Receipt]) -> None:
         """Insert receipts in order. An iterator is consumed while the rows already written
@@ -247,7 +201,7 @@ class _Txn:
             if first:
                 self._next_seq = first[-1].seq + 1
                 with self._conn.cursor() as cur:
-                    cur.executemany(_INSERT, [_copy_row(r) for r in first])
+                    cur.executemany(_INSERT, [stored_values(r) for r in first])
             return
         with self._conn.cursor() as cur:
             # By type name, psycopg picks the dumper of its Binary wrapper (Python) for bytea:
@@ -260,9 +214,6 @@ class _Txn:
         self._next_seq = row[0] + 1
 
     # --- the Merkle log ------------------------------------------------------------------------
-
-    def tree_size(self) -> int:
-        return int(self._rows("SELECT coalesce(max(size), 0) FROM public.tlog_tree_heads")[0][0])
 
     def unhashed(self, start: int, end: int) -> list[Receipt]:
         return list(map(_unhashed_receipt, self._rows(_UNHASHED, (start, end))))
@@ -283,19 +234,10 @@ class _Txn:
             yield checked_receipt(row).leaf_hash
 
     def rows(self, start: int, end: int) -> Iterator[Row]:
-        sql = f"SELECT {_COLUMNS} FROM {_FROM} WHERE e.seq >= %s AND e.seq < %s ORDER BY e.seq"
         with self._conn.cursor(name="rows") as cur:  # server-side cursor: streams
             cur.itersize = 10_000
-            cur.execute(sql, (start, end))
+            cur.execute(SQL.rows, (start, end))
             yield from map(Row.of, cur)
-
-    def tree_heads(self, start: int, end: int) -> list[tuple[int, bytes]]:
-        rows = self._rows(
-            "SELECT size, root_hash FROM public.tlog_tree_heads WHERE size >= %s AND size < %s "
-            "ORDER BY size",
-            (start, end),
-        )
-        return [(int(size), bytes(root)) for size, root in rows]
 
     def node_hashes(self, nodes: Sequence[Node]) -> list[bytes]:
         if not nodes:
@@ -323,44 +265,6 @@ class _Txn:
             for (level, idx), value in nodes:
                 copy.write_row((level, idx, value))
 
-    def add_tree_head(self, size: int, root: bytes, at: str) -> None:
-        self._conn.execute(
-            "INSERT INTO public.tlog_tree_heads VALUES (%s, %s, %s)", (size, root, at)
-        )
-
-    def checkpoint(self, size: int | None = None) -> StoredCheckpoint | None:
-        sql = _CHECKPOINTS
-        if size is None:
-            rows = self._rows(sql + " ORDER BY size DESC LIMIT 1")
-        else:
-            rows = self._rows(sql + " WHERE size = %s", (size,))
-        return _checkpoint(rows[0]) if rows else None
-
-    def checkpoints(self) -> Iterator[StoredCheckpoint]:
-        return map(_checkpoint, self._rows(_CHECKPOINTS + " ORDER BY size"))
-
-    def add_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
-        c = checkpoint
-        self._conn.execute(
-            "INSERT INTO public.tlog_checkpoints VALUES (%s, %s, %s, %s, %s)",
-            (c.size, c.root_hash, c.origin, c.note, c.signed_at),
-        )
-
-    def keys(self) -> list[StoredKey]:
-        return [StoredKey(*row) for row in self._rows(_KEYS)]
-
-    def add_key(self, key: StoredKey) -> None:
-        k = key
-        self._conn.execute(
-            "INSERT INTO public.tlog_keys (idx, verifier_key, from_size, rotation, recorded_at) "
-            "VALUES (%s, %s, %s, %s, %s)",
-            (k.index, k.verifier_key, k.from_size, k.rotation, k.recorded_at),
-        )
-
-
-def _checkpoint(row: tuple[Any, ...]) -> StoredCheckpoint:
-    return StoredCheckpoint(int(row[0]), bytes(row[1]), row[2], row[3], row[4])
-
 
 def _connect(url: str) -> psycopg.Connection[Any]:
     """A connection; failing, an error naming the server and database, never the password."""
@@ -380,8 +284,10 @@ def _connect(url: str) -> psycopg.Connection[Any]:
         raise StorageError(f"cannot connect to the PostgreSQL ledger: {where}: {reason}") from exc
 
 
-class PostgresStore:
+class PostgresStore(StoreReads):
     """A ledger journal in a PostgreSQL database (``public.ledger_events_v0``)."""
+
+    _sql = SQL
 
     # Extending the tree inside append transactions would hold the sequencing lock (which
     # serializes all writers) for several more round trips; `integrate` and the server's
@@ -417,49 +323,6 @@ class PostgresStore:
             assert row is not None
             yield _Txn(self._conn, int(row[0]))
 
-    def get(self, receipt_id: str) -> Receipt | None:
-        with self._lock, _translated():
-            sql = f"SELECT {_COLUMNS} FROM {_FROM} WHERE e.id = %s::uuid"
-            rows = self._conn.execute(sql, (receipt_id,)).fetchall()
-        return checked_receipt(Row.of(rows[0]), full=True) if rows else None
-
-    def query(self, query: Query) -> list[Receipt]:
-        where, args = filters(query, "%s", _VISIBLE, "e.")
-        sql = f"SELECT {_COLUMNS} FROM {_FROM}{where} ORDER BY e.seq"
-        if query.limit is not None:
-            sql += " LIMIT %s"
-            args.append(query.limit)
-        return self._fetch(sql, args)
-
-    def current(self, entity_type: str, entity_id: str) -> list[Receipt]:
-        sql = (
-            f"SELECT {_COLUMNS} FROM {_FROM} WHERE e.entity_type = %s AND e.entity_id = %s "
-            "AND NOT EXISTS (SELECT 1 FROM public.ledger_events_v0 n WHERE n.supersedes_id = e.id) "
-            "ORDER BY e.seq"
-        )
-        return self._fetch(sql, (entity_type, entity_id))
-
-    def size(self) -> int:
-        rows = self.execute("SELECT coalesce(max(seq), -1) + 1 FROM public.ledger_events_v0")
-        return int(rows[0][0])
-
-    def can_read(self, receipt: Receipt, user_id: str) -> bool:
-        if receipt.owner_user_id == user_id:
-            return True
-        rows = self.execute(
-            "SELECT 1 FROM public.ledger_audience_v0 WHERE entity_type = %s AND entity_id = %s "
-            "AND user_id = %s",
-            (receipt.entity_type, receipt.entity_id, user_id),
-        )
-        return bool(rows)
-
-    def grant(self, entity_type: str, entity_id: str, user_id: str, granted_by: str) -> None:
-        self.execute(
-            "INSERT INTO public.ledger_audience_v0 (entity_type, entity_id, user_id, granted_at, "
-            "granted_by) VALUES (%s, %s, %s, now(), %s) ON CONFLICT DO NOTHING",
-            (entity_type, entity_id, user_id, granted_by),
-        )
-
     def execute(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run raw SQL (tests and tools); errors are translated."""
         with self._lock, _translated():
@@ -473,10 +336,12 @@ class PostgresStore:
         with self._lock:
             self._conn.close()
 
-    def _fetch(self, sql: str, args: Sequence[Any]) -> list[Receipt]:
+    def _select(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock, _translated():
-            rows = self._conn.execute(sql, args).fetchall()
-        return list(map(_row_to_receipt, rows))
+            return self._conn.execute(sql, args).fetchall()
+
+    def _fetch(self, sql: str, args: Sequence[Any]) -> list[Receipt]:
+        return list(map(receipt_of, self._select(sql, args)))
 
 
 def migrate(conn: psycopg.Connection[Any], catalog: Catalog | None = None) -> list[str]:

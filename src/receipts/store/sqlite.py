@@ -24,8 +24,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
-import orjson
-
 from ..errors import (
     AppendOnlyError,
     IdConflictError,
@@ -35,36 +33,14 @@ from ..errors import (
 )
 from ..model import Receipt
 from ..tlog import Node
-from .base import (
-    Query,
-    Row,
-    StoredCheckpoint,
-    StoredKey,
-    checked_receipt,
-    filters,
-    receipt_if_intact,
-)
+from .base import Row, checked_receipt
+from .reads import LogReads, StoreReads
+from .sql import SQLITE, Queries, receipt_of, stored_values
 
-_VISIBLE: Final = (
-    "(owner_user_id = ? OR EXISTS (SELECT 1 FROM ledger_audience_v0 a "
-    "WHERE a.entity_type = ledger_events_v0.entity_type "
-    "AND a.entity_id = ledger_events_v0.entity_id AND a.user_id = ?))"
-)
-_STORED: Final = (
-    "seq, id, domain, event_type, entity_type, entity_id, owner_user_id, occurred_at, "
-    "recorded_at, op, logical_id, supersedes_id, revision, producer, payload, entry, leaf_hash"
-)
-_INSERT: Final = f"INSERT INTO ledger_events_v0 ({_STORED}, correlation_id) VALUES "
-# What reads select: every column a query reads, checked against the entry (see base.Row).
-_COLUMNS: Final = (
-    "seq, id, domain, event_type, entity_type, entity_id, owner_user_id, occurred_at, "
-    "recorded_at, op, logical_id, supersedes_id, revision, producer, payload, correlation_id, "
-    "entry, leaf_hash"
-)
-_ROW: Final = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+SQL: Final = Queries(SQLITE)
 # Rows per multi-row INSERT: 18 parameters each, far below SQLite's 32,766 bound parameters.
 # A power of two: a batch goes in pieces of 256, 128, ... 1 rows, so the writer prepares at most
-# nine statements (preparing a 256-row INSERT takes about a millisecond).
+# nine statements, each once.
 _ROWS_PER_INSERT: Final = 256
 _BUSY_TIMEOUT_MS: Final = 30_000
 # With the background checkpointer running, the committing connection still checkpoints by
@@ -75,27 +51,9 @@ _WAL_BOUND_PAGES: Final = 8000
 log = logging.getLogger("receipts.store.sqlite")
 
 
-def _blob(value: Any) -> bytes:
-    # A row edited behind the ledger's back may hold TEXT where BLOB belongs: read, don't crash.
-    return value.encode("utf-8") if isinstance(value, str) else bytes(value)
-
-
-def _row_to_receipt(row: tuple[Any, ...]) -> Receipt:
-    return receipt_if_intact(row) or checked_receipt(Row.of(row))
-
-
 @functools.lru_cache(maxsize=16)
 def _insert_sql(rows: int) -> str:
-    return _INSERT + ", ".join([_ROW] * rows)
-
-
-def _row_values(r: Receipt) -> tuple[Any, ...]:
-    return (
-        r.seq, r.id, r.domain, r.event_type, r.entity_type, r.entity_id, r.owner_user_id,
-        r.occurred_at, r.recorded_at, r.op, r.logical_id, r.supersedes_id, r.revision,
-        r.producer, orjson.dumps(r.payload).decode(), r.entry_bytes, r.leaf_hash,
-        r.correlation_id,
-    )  # fmt: skip
+    return SQL.insert + ", ".join([SQL.insert_row] * rows)
 
 
 def translate(exc: sqlite3.Error) -> ReceiptsError:
@@ -118,16 +76,17 @@ def _translated() -> Iterator[None]:
         raise translate(exc) from exc
 
 
-class _Txn:
+class _Txn(LogReads):
     """Reads and writes inside one transaction (a consistent snapshot)."""
+
+    _sql = SQL
+    _conn: sqlite3.Connection
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 
     def next_seq(self) -> int:
-        (value,) = self._conn.execute(
-            "SELECT COALESCE(MAX(seq), -1) + 1 FROM ledger_events_v0"
-        ).fetchone()
+        (value,) = self._conn.execute(SQL.size).fetchone()
         return int(value)
 
     def find(self, ids: Iterable[str]) -> dict[str, Receipt]:
@@ -149,7 +108,7 @@ class _Txn:
             while chunk:
                 size = 1 << (len(chunk).bit_length() - 1)  # the largest power of two that fits
                 part, chunk = chunk[:size], chunk[size:]
-                values = [value for receipt in part for value in _row_values(receipt)]
+                values = [value for receipt in part for value in stored_values(receipt)]
                 self._conn.execute(_insert_sql(size), values)
 
     def _select_in(self, column: str, values: Iterable[str]) -> list[Receipt]:
@@ -158,17 +117,11 @@ class _Txn:
         for i in range(0, len(keys), 500):  # stay far below SQLite's bound-parameter limit
             chunk = keys[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            sql = f"SELECT {_COLUMNS} FROM ledger_events_v0 WHERE {column} IN ({marks})"
-            out += map(_row_to_receipt, self._conn.execute(sql, chunk))
+            sql = f"{SQL.select} WHERE e.{column} IN ({marks})"
+            out += map(receipt_of, self._conn.execute(sql, chunk))
         return out
 
     # --- the Merkle log ------------------------------------------------------------------------
-
-    def tree_size(self) -> int:
-        (value,) = self._conn.execute(
-            "SELECT COALESCE(MAX(size), 0) FROM tlog_tree_heads"
-        ).fetchone()
-        return int(value)
 
     def unhashed(self, start: int, end: int) -> list[Receipt]:
         return []  # every SQLite row is hashed by the ledger when written
@@ -183,19 +136,7 @@ class _Txn:
             yield checked_receipt(row).leaf_hash
 
     def rows(self, start: int, end: int) -> Iterator[Row]:
-        cursor = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM ledger_events_v0 WHERE seq >= ? AND seq < ? ORDER BY seq",
-            (start, end),
-        )
-        return map(Row.of, cursor)
-
-    def tree_heads(self, start: int, end: int) -> list[tuple[int, bytes]]:
-        rows = self._conn.execute(
-            "SELECT size, root_hash FROM tlog_tree_heads WHERE size >= ? AND size < ? "
-            "ORDER BY size",
-            (start, end),
-        )
-        return [(int(size), _blob(root)) for size, root in rows]
+        return map(Row.of, self._conn.execute(SQL.rows, (start, end)))
 
     def node_hashes(self, nodes: Sequence[Node]) -> list[bytes]:
         found: dict[Node, bytes] = {}
@@ -225,46 +166,6 @@ class _Txn:
             ((level, idx, h) for (level, idx), h in nodes),
         )
 
-    def add_tree_head(self, size: int, root: bytes, at: str) -> None:
-        self._conn.execute("INSERT INTO tlog_tree_heads VALUES (?, ?, ?)", (size, root, at))
-
-    def checkpoint(self, size: int | None = None) -> StoredCheckpoint | None:
-        sql = "SELECT size, root_hash, origin, note, signed_at FROM tlog_checkpoints"
-        rows = self._conn.execute(
-            sql + (" ORDER BY size DESC LIMIT 1" if size is None else " WHERE size = ?"),
-            () if size is None else (size,),
-        ).fetchall()
-        return _checkpoint(rows[0]) if rows else None
-
-    def checkpoints(self) -> Iterator[StoredCheckpoint]:
-        sql = "SELECT size, root_hash, origin, note, signed_at FROM tlog_checkpoints ORDER BY size"
-        return map(_checkpoint, self._conn.execute(sql).fetchall())
-
-    def add_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
-        c = checkpoint
-        self._conn.execute(
-            "INSERT INTO tlog_checkpoints VALUES (?, ?, ?, ?, ?)",
-            (c.size, c.root_hash, c.origin, c.note, c.signed_at),
-        )
-
-    def keys(self) -> list[StoredKey]:
-        sql = (
-            "SELECT idx, verifier_key, from_size, rotation, recorded_at FROM tlog_keys ORDER BY idx"
-        )
-        return [StoredKey(*row) for row in self._conn.execute(sql)]
-
-    def add_key(self, key: StoredKey) -> None:
-        k = key
-        self._conn.execute(
-            "INSERT INTO tlog_keys (idx, verifier_key, from_size, rotation, recorded_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (k.index, k.verifier_key, k.from_size, k.rotation, k.recorded_at),
-        )
-
-
-def _checkpoint(row: tuple[Any, ...]) -> StoredCheckpoint:
-    return StoredCheckpoint(int(row[0]), bytes(row[1]), row[2], row[3], row[4])
-
 
 @contextmanager
 def _opening(path: str) -> Iterator[None]:
@@ -291,8 +192,10 @@ def _why(path: Path, exc: sqlite3.Error) -> str:
     return f"sqlite: {exc}"
 
 
-class SQLiteStore:
+class SQLiteStore(StoreReads):
     """A ledger journal in one SQLite file (or ``:memory:``)."""
+
+    _sql = SQL
 
     # One writer at a time anyway: extending the tree in the append transaction saves a
     # second commit and re-reading the leaf hashes.
@@ -316,7 +219,7 @@ class SQLiteStore:
             self._conn.execute("PRAGMA page_size = 8192")
             self._conn.execute("PRAGMA journal_mode = WAL")
             # The writer's page cache holds the journal's index pages that inserts touch: 64 MiB
-            # instead of SQLite's 2 MiB default (+5 % on a 150k-receipt ingest, docs/benchmarks.md).
+            # instead of SQLite's 2 MiB default (a faster ingest, docs/benchmarks.md).
             self._conn.execute("PRAGMA cache_size = -65536")
             self.applied = self._migrate()
             shared = self.path == ":memory:"  # each :memory: connection is its own database
@@ -381,53 +284,6 @@ class SQLiteStore:
                 raise
             self._conn.execute("COMMIT")
 
-    def get(self, receipt_id: str) -> Receipt | None:
-        with self._read_lock, _translated():
-            sql = f"SELECT {_COLUMNS} FROM ledger_events_v0 WHERE id = ?"
-            rows = self._reader.execute(sql, (receipt_id,)).fetchall()
-        return checked_receipt(Row.of(rows[0]), full=True) if rows else None
-
-    def query(self, query: Query) -> list[Receipt]:
-        where, args = filters(query, "?", _VISIBLE, "")
-        sql = f"SELECT {_COLUMNS} FROM ledger_events_v0{where} ORDER BY seq"
-        if query.limit is not None:
-            sql += " LIMIT ?"
-            args.append(query.limit)
-        return self._fetch(sql, args)
-
-    def current(self, entity_type: str, entity_id: str) -> list[Receipt]:
-        sql = (
-            f"SELECT {_COLUMNS} FROM ledger_events_v0 e WHERE entity_type = ? AND entity_id = ? "
-            "AND NOT EXISTS (SELECT 1 FROM ledger_events_v0 n WHERE n.supersedes_id = e.id) "
-            "ORDER BY seq"
-        )
-        return self._fetch(sql, (entity_type, entity_id))
-
-    def size(self) -> int:
-        with self._read_lock, _translated():
-            (value,) = self._reader.execute(
-                "SELECT COALESCE(MAX(seq), -1) + 1 FROM ledger_events_v0"
-            ).fetchone()
-        return int(value)
-
-    def can_read(self, receipt: Receipt, user_id: str) -> bool:
-        if receipt.owner_user_id == user_id:
-            return True
-        rows = self.execute(
-            "SELECT 1 FROM ledger_audience_v0 WHERE entity_type = ? AND entity_id = ? "
-            "AND user_id = ?",
-            (receipt.entity_type, receipt.entity_id, user_id),
-        )
-        return bool(rows)
-
-    def grant(self, entity_type: str, entity_id: str, user_id: str, granted_by: str) -> None:
-        self.execute(
-            "INSERT INTO ledger_audience_v0 (entity_type, entity_id, user_id, granted_at, "
-            "granted_by) VALUES (?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ'), ?) "
-            "ON CONFLICT DO NOTHING",
-            (entity_type, entity_id, user_id, granted_by),
-        )
-
     def execute(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run raw SQL on the store's connection (tests and tools); errors are translated."""
         with self._lock, _translated():
@@ -437,7 +293,7 @@ class SQLiteStore:
         """Copy committed WAL frames into the database file from a thread of its own.
 
         SQLite's automatic checkpoint runs in the committing thread, after COMMIT returns:
-        for a busy writer, up to a third of its time (docs/benchmarks.md §5). This thread runs
+        for a busy writer, a large part of its time (docs/benchmarks.md §5). This thread runs
         a PASSIVE checkpoint every ``interval`` seconds on its own connection; SQLite does the
         work without holding the GIL, so the writer goes on meanwhile. Durability is unchanged:
         a commit is durable in the WAL before COMMIT returns, and a checkpoint only copies
@@ -470,9 +326,13 @@ class SQLiteStore:
             self._reader.close()
             self._conn.close()
 
+    def _select(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._read_lock, _translated():
+            return self._reader.execute(sql, args).fetchall()
+
     def _fetch(self, sql: str, args: Sequence[Any]) -> list[Receipt]:
         with self._read_lock, _translated():
-            return list(map(_row_to_receipt, self._reader.execute(sql, args)))
+            return list(map(receipt_of, self._reader.execute(sql, args)))
 
 
 def _statements(script: str) -> list[str]:

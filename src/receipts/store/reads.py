@@ -1,0 +1,97 @@
+"""The reads both stores make alike, over the SQL of their dialect (``sql.Queries``).
+
+Each store supplies its connections: ``StoreReads`` needs ``_select`` (rows, on the store's read
+connection), ``_fetch`` (receipts, checked as they are read) and ``execute``; ``LogReads``, for a
+transaction, needs ``_conn``. Where the backends differ (the write path, sequencing, streaming,
+looking up many ids) each keeps its own code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar
+
+from ..model import Receipt
+from .base import Query, Row, StoredCheckpoint, StoredKey, checked_receipt
+from .sql import Queries, checkpoint_of
+
+
+def as_blob(value: Any) -> bytes:
+    # A row edited behind the ledger's back may hold TEXT where BLOB belongs: read, don't crash.
+    return value.encode("utf-8") if isinstance(value, str) else bytes(value)
+
+
+class StoreReads:
+    """``get``, ``query``, ``current``, ``size``, ``can_read`` and ``grant`` of a store."""
+
+    _sql: ClassVar[Queries]
+
+    def _select(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def _fetch(self, sql: str, args: Sequence[Any]) -> list[Receipt]:
+        raise NotImplementedError
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def get(self, receipt_id: str) -> Receipt | None:
+        rows = self._select(self._sql.get, (receipt_id,))
+        return checked_receipt(Row.of(rows[0]), full=True) if rows else None
+
+    def query(self, query: Query) -> list[Receipt]:
+        return self._fetch(*self._sql.query(query))
+
+    def current(self, entity_type: str, entity_id: str) -> list[Receipt]:
+        return self._fetch(self._sql.current, (entity_type, entity_id))
+
+    def size(self) -> int:
+        return int(self._select(self._sql.size)[0][0])
+
+    def can_read(self, receipt: Receipt, user_id: str) -> bool:
+        if receipt.owner_user_id == user_id:
+            return True
+        args = (receipt.entity_type, receipt.entity_id, user_id)
+        return bool(self.execute(self._sql.can_read, args))
+
+    def grant(self, entity_type: str, entity_id: str, user_id: str, granted_by: str) -> None:
+        self.execute(self._sql.grant, (entity_type, entity_id, user_id, granted_by))
+
+
+class LogReads:
+    """The Merkle log's tree heads, checkpoints and keys, read and added in a transaction."""
+
+    _sql: ClassVar[Queries]
+    _conn: Any  # the transaction's connection: sqlite3's or psycopg's
+
+    def tree_size(self) -> int:
+        """How many receipts the Merkle tree covers (integrated so far)."""
+        (value,) = self._conn.execute(self._sql.tree_size).fetchone()
+        return int(value)
+
+    def tree_heads(self, start: int, end: int) -> list[tuple[int, bytes]]:
+        rows = self._conn.execute(self._sql.tree_heads, (start, end)).fetchall()
+        return [(int(size), as_blob(root)) for size, root in rows]
+
+    def add_tree_head(self, size: int, root: bytes, at: str) -> None:
+        self._conn.execute(self._sql.add_tree_head, (size, root, at))
+
+    def checkpoint(self, size: int | None = None) -> StoredCheckpoint | None:
+        rows = self._conn.execute(*self._sql.checkpoint(size)).fetchall()
+        return checkpoint_of(rows[0]) if rows else None
+
+    def checkpoints(self) -> Iterator[StoredCheckpoint]:
+        return map(checkpoint_of, self._conn.execute(self._sql.checkpoints).fetchall())
+
+    def add_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
+        c = checkpoint
+        args = (c.size, c.root_hash, c.origin, c.note, c.signed_at)
+        self._conn.execute(self._sql.add_checkpoint, args)
+
+    def keys(self) -> list[StoredKey]:
+        return [StoredKey(*row) for row in self._conn.execute(self._sql.keys).fetchall()]
+
+    def add_key(self, key: StoredKey) -> None:
+        k = key
+        args = (k.index, k.verifier_key, k.from_size, k.rotation, k.recorded_at)
+        self._conn.execute(self._sql.add_key, args)

@@ -1,0 +1,180 @@
+"""The SQL both stores run, written once and rendered for each backend's dialect.
+
+A ``Dialect`` holds only what differs between SQLite and PostgreSQL: the driver's placeholder,
+the schema before table names, how a read turns a uuid, JSON or timestamp column into the text a
+receipt holds (PostgreSQL casts; SQLite stores text), where a row's entry bytes come from
+(PostgreSQL also joins the bytes given later to a direct SQL insert), and the SQL for "now".
+``Queries`` renders the statements both run, once per dialect; ``receipt_of``, ``checkpoint_of``
+and ``stored_values`` are the rows they read and write. What each backend does its own way (the
+write path, locking, sequencing, streaming, looking up many ids) stays in its module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+
+from ..model import Receipt
+from .base import Query, Row, StoredCheckpoint, checked_receipt, receipt_if_intact
+
+# The journal's columns in the order writes give them (SQLite's INSERT, PostgreSQL's COPY).
+STORED: Final = (
+    "seq, id, domain, event_type, entity_type, entity_id, owner_user_id, occurred_at, "
+    "recorded_at, op, logical_id, supersedes_id, revision, producer, payload, entry, leaf_hash, "
+    "correlation_id"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """What differs between the two backends' SQL."""
+
+    mark: str  # the driver's placeholder
+    schema: str  # before every table name
+    journal: str  # the journal as reads select it, aliased ``e``
+    text: str  # a uuid or JSON column read as text ({} is the column)
+    time: str  # a timestamp column read as a receipt's RFC 3339 text ({} is the column)
+    entry: str  # a row's entry bytes
+    leaf: str  # a row's leaf hash
+    uuid: str  # a placeholder compared with a uuid column
+    now: str  # the current time, as stored
+
+
+SQLITE: Final = Dialect(
+    mark="?",
+    schema="",
+    journal="ledger_events_v0 e",
+    text="{}",
+    time="{}",
+    entry="e.entry",
+    leaf="e.leaf_hash",
+    uuid="?",
+    now="strftime('%Y-%m-%dT%H:%M:%fZ')",
+)
+POSTGRES: Final = Dialect(
+    mark="%s",
+    schema="public.",
+    journal="public.ledger_events_v0 e LEFT JOIN public.ledger_entries_v0 x USING (seq)",
+    text="{}::text",
+    time="to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+    entry="coalesce(e.entry, x.entry)",
+    leaf="coalesce(e.leaf_hash, x.leaf_hash)",
+    uuid="%s::uuid",
+    now="now()",
+)
+
+
+class Queries:
+    """The statements both stores run, rendered for one dialect."""
+
+    def __init__(self, d: Dialect) -> None:
+        m, s, text, time = d.mark, d.schema, d.text.format, d.time.format
+        self.dialect = d
+        # seq and the receipt entry's fields (the row a direct SQL insert's bytes are made from)
+        self.entry_columns = (
+            f"e.seq, {text('e.id')}, e.domain, e.event_type, e.entity_type, e.entity_id, "
+            f"e.owner_user_id, {time('e.occurred_at')}, {time('e.recorded_at')}, e.op, "
+            f"{text('e.logical_id')}, {text('e.supersedes_id')}, e.revision, e.producer, "
+            f"{text('e.payload')}"
+        )
+        # What reads select: base.Row's layout, every column a query reads checked against it.
+        self.columns = f"{self.entry_columns}, e.correlation_id, {d.entry}, {d.leaf}"
+        self.select = f"SELECT {self.columns} FROM {d.journal}"
+        self.get = f"{self.select} WHERE e.id = {d.uuid}"
+        self.current = (
+            f"{self.select} WHERE e.entity_type = {m} AND e.entity_id = {m} AND NOT EXISTS "
+            f"(SELECT 1 FROM {s}ledger_events_v0 n WHERE n.supersedes_id = e.id) ORDER BY e.seq"
+        )
+        self.rows = f"{self.select} WHERE e.seq >= {m} AND e.seq < {m} ORDER BY e.seq"
+        self.size = f"SELECT coalesce(max(seq), -1) + 1 FROM {s}ledger_events_v0"
+        self.visible = (
+            f"(e.owner_user_id = {m} OR EXISTS (SELECT 1 FROM {s}ledger_audience_v0 a "
+            f"WHERE a.entity_type = e.entity_type AND a.entity_id = e.entity_id "
+            f"AND a.user_id = {m}))"
+        )
+        self.insert = f"INSERT INTO {s}ledger_events_v0 ({STORED}) VALUES "
+        self.insert_row = "(" + ", ".join([m] * (STORED.count(",") + 1)) + ")"
+        self.can_read = (
+            f"SELECT 1 FROM {s}ledger_audience_v0 WHERE entity_type = {m} AND entity_id = {m} "
+            f"AND user_id = {m}"
+        )
+        self.grant = (
+            f"INSERT INTO {s}ledger_audience_v0 (entity_type, entity_id, user_id, granted_at, "
+            f"granted_by) VALUES ({m}, {m}, {m}, {d.now}, {m}) ON CONFLICT DO NOTHING"
+        )
+        self._render_log(d)
+
+    def _render_log(self, d: Dialect) -> None:
+        """The Merkle log's tables: tree heads, checkpoints, signing keys."""
+        m, s, time = d.mark, d.schema, d.time.format
+        self.tree_size = f"SELECT coalesce(max(size), 0) FROM {s}tlog_tree_heads"
+        self.tree_heads = (
+            f"SELECT size, root_hash FROM {s}tlog_tree_heads WHERE size >= {m} AND size < {m} "
+            "ORDER BY size"
+        )
+        self.add_tree_head = f"INSERT INTO {s}tlog_tree_heads VALUES ({m}, {m}, {m})"
+        self._checkpoint = (
+            f"SELECT size, root_hash, origin, note, {time('signed_at')} FROM {s}tlog_checkpoints"
+        )
+        self.checkpoints = self._checkpoint + " ORDER BY size"
+        self.add_checkpoint = f"INSERT INTO {s}tlog_checkpoints VALUES ({m}, {m}, {m}, {m}, {m})"
+        self.keys = (
+            f"SELECT idx, verifier_key, from_size, rotation, {time('recorded_at')} "
+            f"FROM {s}tlog_keys ORDER BY idx"
+        )
+        self.add_key = (
+            f"INSERT INTO {s}tlog_keys (idx, verifier_key, from_size, rotation, recorded_at) "
+            f"VALUES ({m}, {m}, {m}, {m}, {m})"
+        )
+
+    def checkpoint(self, size: int | None) -> tuple[str, tuple[Any, ...]]:
+        """The checkpoint of this size, or the latest one."""
+        if size is None:
+            return self._checkpoint + " ORDER BY size DESC LIMIT 1", ()
+        return self._checkpoint + f" WHERE size = {self.dialect.mark}", (size,)
+
+    def query(self, query: Query) -> tuple[str, list[Any]]:
+        """A query's statement and arguments: its filters, in seq order, at most ``limit``."""
+        m = self.dialect.mark
+        where, args = [], []
+        for column in ("entity_type", "entity_id", "correlation_id", "domain", "event_type"):
+            value = getattr(query, column)
+            if value is not None:
+                where.append(f"e.{column} = {m}")
+                args.append(value)
+        for value, condition in ((query.since, ">="), (query.until, "<")):
+            if value is not None:
+                where.append(f"e.occurred_at {condition} {m}")
+                args.append(value)
+        if query.visible_to is not None:
+            where.append(self.visible)
+            args += [query.visible_to, query.visible_to]
+        if query.after is not None:
+            where.append(f"e.seq > {m}")
+            args.append(query.after)
+        sql = self.select + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY e.seq"
+        if query.limit is not None:
+            sql += f" LIMIT {m}"
+            args.append(query.limit)
+        return sql, args
+
+
+def receipt_of(row: tuple[Any, ...]) -> Receipt:
+    """The receipt a row selected by ``Queries.select`` holds, checked (base.checked_receipt)."""
+    return receipt_if_intact(row) or checked_receipt(Row.of(row))
+
+
+def checkpoint_of(row: tuple[Any, ...]) -> StoredCheckpoint:
+    return StoredCheckpoint(int(row[0]), bytes(row[1]), row[2], row[3], row[4])
+
+
+def stored_values(r: Receipt) -> tuple[Any, ...]:
+    """A receipt's row, in the order of ``STORED``."""
+    return (
+        r.seq, r.id, r.domain, r.event_type, r.entity_type, r.entity_id, r.owner_user_id,
+        r.occurred_at, r.recorded_at, r.op, r.logical_id, r.supersedes_id, r.revision,
+        r.producer, orjson.dumps(r.payload).decode(), r.entry_bytes, r.leaf_hash,
+        r.correlation_id,
+    )  # fmt: skip
