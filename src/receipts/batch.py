@@ -25,6 +25,7 @@ from typing import Any, NamedTuple, TypeAlias
 
 import uuid_utils
 
+from .access import may_reuse_id, may_revise
 from .errors import (
     ConflictError,
     ErrorDetail,
@@ -168,9 +169,9 @@ class Batch:
             return None
         assert request.supersedes_id is not None
         target = self.by_id.get(request.supersedes_id)
-        if target is not None and producer == "client":
+        if target is not None:
             head = self.heads.get(target.logical_id, target)
-            if not _owns(request, target) or not _owns(request, head):
+            if not may_revise(producer, request.owner_user_id, target, head):
                 target = None
         if target is None:
             raise NotFoundError(
@@ -188,15 +189,10 @@ class Batch:
         return head
 
 
-def _owns(request: Request, receipt: Receipt) -> bool:
-    """Whether an end user's request (its owner_user_id is the user's id) owns ``receipt``."""
-    return request.owner_user_id is not None and receipt.owner_user_id == request.owner_user_id
-
-
 def _retried(prior: Receipt, request: Request, producer: str, pointer: str) -> Receipt:
     """``prior``, the receipt stored under the request's id, if the request is its idempotent
     retry; else ``IdConflictError``."""
-    if producer == "client" and prior.owner_user_id != request.owner_user_id:
+    if not may_reuse_id(producer, request.owner_user_id, prior):
         raise IdConflictError(
             f"receipt id {prior.id} is already used",
             [ErrorDetail(f"{pointer}/id", "already used; choose another id")],

@@ -18,7 +18,7 @@ from itertools import repeat
 from pathlib import Path
 from typing import Any, Final
 
-from . import keys, merkle
+from . import access, keys, merkle
 from .audit import AuditReport, audit
 from .batch import Batch, PendingTuple, ToCommit, make_ahead, referenced, requests_of
 from .bundle import Bundle
@@ -97,6 +97,16 @@ class Ledger:
 
     def close(self) -> None:
         self.store.close()
+
+    @property
+    def location(self) -> str:
+        """The database URL as it may be printed (without a password)."""
+        return DatabaseUrl.parse(self.store.url).shown()
+
+    @property
+    def migrations_applied(self) -> list[str]:
+        """The schema migrations applied when the ledger was opened."""
+        return list(self.store.applied)
 
     def __enter__(self) -> Ledger:
         return self
@@ -257,6 +267,18 @@ class Ledger:
         if receipt is None:
             raise NotFoundError(f"no receipt {receipt_id!r}", [ErrorDetail("/id", "not found")])
         return receipt
+
+    def receipt_at(self, seq: int) -> Receipt:
+        """The receipt at ``seq``; ``NotFoundError`` if there is none."""
+        found = list(self.query(after=seq - 1, limit=1))
+        if not found or found[0].seq != seq:
+            raise NotFoundError(f"no receipt at seq {seq}", [ErrorDetail("/seq", "not found")])
+        return found[0]
+
+    def readable(self, receipt: Receipt, user_id: str | None) -> bool:
+        """Whether ``receipt`` is visible to ``user_id`` (None: a reader of everything), by the
+        rules of ``access``: its owner, or a user granted its entity."""
+        return access.readable(receipt, user_id, self.store.granted)
 
     def query(
         self,
@@ -434,6 +456,11 @@ class Ledger:
             ) from None  # fmt: skip
         proof = TlogProof(receipt.seq, hashes, checkpoint.note)
         return Bundle(receipt.entry(), proof.to_text(), tuple(rotations))
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        """The latest signed checkpoint, or None before the first."""
+        with self.store.read() as txn:
+            return txn.checkpoint()
 
     def consistency(self, old: int, new: int) -> list[bytes]:
         """RFC 9162 consistency proof between two integrated tree sizes."""
