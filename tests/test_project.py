@@ -63,6 +63,7 @@ LAYERS = {
     "tlog": 1,
     "model": 1,
     "catalog": 1,
+    "access": 1,  # who may write and read what
     "validate": 2,
     "bundle": 2,
     "store": 3,
@@ -118,6 +119,105 @@ def test_dependencies_point_down_only() -> None:
             if own in PURE and top in IMPURE_MODULES:
                 problems.append(f"{path.relative_to(ROOT)}:{line} pure {own} imports {name}")
     assert not problems, "\n".join(problems)
+
+
+def _module_graph(src: Path = SRC) -> dict[str, set[str]]:
+    """Every module of the package (``receipts.x.y``) and the package modules it imports
+    (``from .x import f`` imports module x; ``from . import y`` module y if y is one)."""
+    paths = {}
+    for path in src.rglob("*.py"):
+        parts = path.relative_to(src.parent).with_suffix("").parts
+        paths[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        package = name if path.stem == "__init__" else name.rpartition(".")[0]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(up + ([node.module] if node.module else []))
+                subs = {f"{base}.{a.name}" for a in node.names} & set(paths)
+                targets |= subs or {base}
+        graph[name] = {t for t in targets if t in paths}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1 on the path, 2 done
+
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = 1
+        for target in sorted(graph[name]):
+            # a package's __init__ importing its own modules (and they it) is no loop of layers
+            if target == name or name.startswith(target + ".") or target.startswith(name + "."):
+                continue
+            if state.get(target) == 1:
+                cycles.append([*path[path.index(target) :], target])
+            elif target not in state:
+                visit(target, [*path, target])
+        state[name] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    return cycles
+
+
+def test_no_import_cycles() -> None:
+    cycles = _cycles(_module_graph())
+    assert not cycles, "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_the_cycle_check_finds_a_loop(tmp_path: Path) -> None:
+    package = tmp_path / "receipts"
+    (package / "api").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "api" / "__init__.py").write_text("")
+    (package / "api" / "app.py").write_text("def f():\n    from . import routes\n")
+    (package / "api" / "routes.py").write_text("from .app import f\n")
+    graph = _module_graph(package)
+    assert graph["receipts.api.app"] == {"receipts.api.routes"}
+    assert _cycles(graph) == [["receipts.api.app", "receipts.api.routes", "receipts.api.app"]]
+
+
+def test_the_edges_use_the_ledger_facade_only() -> None:
+    """api/ and cli/ go through Ledger: no `.store` of it, no store module imported."""
+    problems = []
+    for folder in ("api", "cli"):
+        for path in (SRC / folder).rglob("*.py"):
+            tree = ast.parse(path.read_text())
+            where = path.relative_to(ROOT)
+            problems += [
+                f"{where}:{line} imports {name}"
+                for name, line in _imports(path)
+                if name.startswith("receipts.store")
+            ]
+            problems += [
+                f"{where}:{node.lineno} uses .store"
+                for node in ast.walk(tree)
+                if isinstance(node, ast.Attribute) and node.attr == "store"
+            ]
+    assert not problems, "\n".join(problems)
+
+
+MAX_FUNCTION_LINES = 60
+
+
+def test_functions_are_short() -> None:
+    """No function over ~60 lines: a longer one is doing several things."""
+    long = []
+    for path in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({length})")
+    assert not long, "\n".join(long)
 
 
 def test_every_layer_is_in_the_tree() -> None:

@@ -13,43 +13,17 @@ from __future__ import annotations
 import functools
 import hmac
 import time
-from dataclasses import dataclass
 from typing import Any, Final
 
 import jwt
 
-from ..errors import PermissionDeniedError, UnauthorizedError
+from ..access import Principal
+from ..errors import UnauthorizedError
 from .settings import Settings
 
-PRODUCER_OF = {
-    "authenticated": "client",
-    "edge_function": "edge_function",
-    "service_role": "service_role_pipeline",
-}
 # Clocks differ: a token minted a moment ago elsewhere may look issued in the future here.
 # PostgREST, which Supabase runs in front of the same tokens, allows 30 seconds too.
 CLOCK_SKEW: Final = 30
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    role: str  # anon | authenticated | edge_function | service_role
-    sub: str | None = None
-
-    @property
-    def producer(self) -> str:
-        try:
-            return PRODUCER_OF[self.role]
-        except KeyError:
-            raise PermissionDeniedError(f"role {self.role!r} may not write receipts") from None
-
-    @property
-    def reads_everything(self) -> bool:
-        return self.role in ("service_role", "edge_function")
-
-    def require_reader(self) -> None:
-        if self.role == "anon":
-            raise PermissionDeniedError("role 'anon' may not read receipts")
 
 
 @functools.lru_cache(maxsize=4096)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,12 +26,12 @@ from ..cloudevents import (
 from ..cloudevents.convert import request_id
 from ..cloudevents.ocn import AUDITED_TYPES
 from ..errors import ErrorDetail, ReceiptsError, ValidationError
+from ..ledger import Ledger
 from ..model import Receipt
 from ..validate import nul_problems
-from .app import ReceiptsAPI, Service
 from .body import read_body
 from .docs import SECURED
-from .routes import json_response, principal_of
+from .service import Service, json_response, principal_of, reader_of, service_of
 
 UNKNOWN_DOMAIN, UNKNOWN_TYPE = "cloudevents", "unknown_event"
 
@@ -68,84 +69,86 @@ def _in_data(detail: ErrorDetail, prefixes: list[str], ocn: list[bool], batch: b
     return ErrorDetail(_data_pointer(detail.pointer, prefixes[i], ocn[i]), detail.message)
 
 
-def install(app: ReceiptsAPI, service: Service) -> None:
-    ledger = service.ledger
+router = APIRouter(tags=["cloudevents"])
 
-    def audit_status(receipt: Receipt) -> tuple[str, str | None]:
-        with ledger.store.read() as txn:
-            latest = txn.checkpoint()
-        if latest is not None and latest.size > receipt.seq:
-            return "confirmed", latest.signed_at
-        return "stored", None
 
-    def answer(receipt: Receipt) -> dict[str, Any]:
-        if (
-            receipt.domain == "ocn"
-            and receipt.event_type in AUDITED_TYPES
-            and receipt.op == "assert"
-        ):
-            status, verified_at = audit_status(receipt)
-            return audit_event(receipt, source=service.settings.source_uri, status=status,
-                               verified_at=verified_at)  # fmt: skip
-        return receipt_to_cloudevent(receipt, source=service.settings.source_uri,
-                                     catalog=ledger.catalog)  # fmt: skip
+def _audited(receipt: Receipt) -> bool:
+    return (
+        receipt.domain == "ocn" and receipt.event_type in AUDITED_TYPES and receipt.op == "assert"
+    )
 
-    @app.post("/events", status_code=201, tags=["cloudevents"], openapi_extra=SECURED)
-    async def ingest(request: Request) -> Response:
-        """CloudEvents HTTP binding v1.0.2: structured, binary or batch mode, chosen by
-        Content-Type. Known ledger types and the OCN types are validated against their
-        schemas. Retrying an event (same source and id) returns the first result."""
-        principal = principal_of(request, service)
-        producer = principal.producer
-        body = await read_body(request, service.settings.body_limit)
-        events = from_http(dict(request.headers), body)
-        batch = (
-            request.headers.get("content-type", "")
-            .lower()
-            .startswith("application/cloudevents-batch+json")
-        )
-        prefixes = [f"/{i}" for i in range(len(events))] if batch else [""]
-        problems = [p for e, at in zip(events, prefixes, strict=True) for p in nul_problems(e, at)]
-        if problems:
-            raise ValidationError("the CloudEvent(s) hold U+0000 (NUL)", problems)
-        requests = []
-        for event, prefix in zip(events, prefixes, strict=True):
-            try:
-                requests.append(_to_request(event, service))
-            except ValidationError as error:
-                problems += [ErrorDetail(prefix + e.pointer, e.message) for e in error.errors]
-        if problems:
-            raise ValidationError("CloudEvent(s) rejected; nothing was stored", problems)
-        if principal.role == "authenticated":
-            for raw in requests:
-                raw["owner_user_id"] = principal.sub
+
+def _audit_status(ledger: Ledger, receipt: Receipt) -> tuple[str, str | None]:
+    latest = ledger.latest_checkpoint()
+    if latest is not None and latest.size > receipt.seq:
+        return "confirmed", latest.signed_at
+    return "stored", None
+
+
+def _answer(service: Service, receipt: Receipt) -> dict[str, Any]:
+    """The CloudEvent answering for ``receipt``: its OCN audit event, or itself."""
+    source = service.settings.source_uri
+    if _audited(receipt):
+        status, verified_at = _audit_status(service.ledger, receipt)
+        return audit_event(receipt, source=source, status=status, verified_at=verified_at)
+    return receipt_to_cloudevent(receipt, source=source, catalog=service.ledger.catalog)
+
+
+def _requests(events: list[dict[str, Any]], prefixes: list[str], service: Service) -> list[Any]:
+    """The receipt requests of ``events``; one error naming every problem of any of them."""
+    problems = [p for e, at in zip(events, prefixes, strict=True) for p in nul_problems(e, at)]
+    if problems:
+        raise ValidationError("the CloudEvent(s) hold U+0000 (NUL)", problems)
+    requests = []
+    for event, prefix in zip(events, prefixes, strict=True):
         try:
-            pending = list(ledger.pending(requests, producer=producer, pointers=prefixes))
-        except ReceiptsError as error:
-            ocn = [r["domain"] == "ocn" for r in requests]
-            error.errors = [_in_data(e, prefixes, ocn, batch) for e in error.errors]
-            raise
-        stored = await service.committer.submit(pending)
-        service.metrics.appended.labels(producer).inc(len(stored))
-        answers = await run_in_threadpool(lambda: [answer(r) for r in stored])
-        headers, payload = to_batch(answers) if batch else to_structured(answers[0])
-        return Response(payload, 201, headers=dict(headers))
+            requests.append(_to_request(event, service))
+        except ValidationError as error:
+            problems += [ErrorDetail(prefix + e.pointer, e.message) for e in error.errors]
+    if problems:
+        raise ValidationError("CloudEvent(s) rejected; nothing was stored", problems)
+    return requests
 
-    app.serve_plainly("/events", ingest)
 
-    @app.get("/receipts/{trace_id}", tags=["cloudevents"], openapi_extra=SECURED)
-    def weave(request: Request, trace_id: str) -> Response:
-        """The OCN Weave view of a trace: every receipt of it as a CloudEvent, and the
-        ``ocn.weave.audit.v1`` event of each decision and explanation (``stored`` until a
-        signed checkpoint covers it, then ``confirmed``)."""
-        principal = principal_of(request, service)
-        principal.require_reader()
-        visible = None if principal.reads_everything else principal.sub
-        receipts = list(ledger.query(correlation_id=trace_id, visible_to=visible))
-        audits = [
-            answer(r) for r in receipts
-            if r.domain == "ocn" and r.event_type in AUDITED_TYPES and r.op == "assert"
-        ]  # fmt: skip
-        events = [receipt_to_cloudevent(r, source=service.settings.source_uri,
-                                        catalog=ledger.catalog) for r in receipts]  # fmt: skip
-        return json_response({"trace_id": trace_id, "events": events, "audits": audits})
+@router.post("/events", status_code=201, openapi_extra=SECURED)
+async def ingest(request: Request) -> Response:
+    """CloudEvents HTTP binding v1.0.2: structured, binary or batch mode, chosen by
+    Content-Type. Known ledger types and the OCN types are validated against their
+    schemas. Retrying an event (same source and id) returns the first result."""
+    service = service_of(request)
+    principal = principal_of(request)
+    producer = principal.producer
+    body = await read_body(request, service.settings.body_limit)
+    events = from_http(dict(request.headers), body)
+    content_type = request.headers.get("content-type", "").lower()
+    batch = content_type.startswith("application/cloudevents-batch+json")
+    prefixes = [f"/{i}" for i in range(len(events))] if batch else [""]
+    requests = _requests(events, prefixes, service)
+    for raw, prefix in zip(requests, prefixes, strict=True):
+        principal.claim(raw, prefix)
+    try:
+        pending = list(service.ledger.pending(requests, producer=producer, pointers=prefixes))
+    except ReceiptsError as error:
+        ocn = [r["domain"] == "ocn" for r in requests]
+        error.errors = [_in_data(e, prefixes, ocn, batch) for e in error.errors]
+        raise
+    stored = await service.committer.submit(pending)
+    service.metrics.appended.labels(producer).inc(len(stored))
+    answers = await run_in_threadpool(lambda: [_answer(service, r) for r in stored])
+    headers, payload = to_batch(answers) if batch else to_structured(answers[0])
+    return Response(payload, 201, headers=dict(headers))
+
+
+@router.get("/receipts/{trace_id}", openapi_extra=SECURED)
+def weave(request: Request, trace_id: str) -> Response:
+    """The OCN Weave view of a trace: every receipt of it as a CloudEvent, and the
+    ``ocn.weave.audit.v1`` event of each decision and explanation (``stored`` until a
+    signed checkpoint covers it, then ``confirmed``)."""
+    principal = reader_of(request)
+    service = service_of(request)
+    ledger = service.ledger
+    receipts = list(ledger.query(correlation_id=trace_id, visible_to=principal.visible_to))
+    audits = [_answer(service, r) for r in receipts if _audited(r)]
+    source = service.settings.source_uri
+    events = [receipt_to_cloudevent(r, source=source, catalog=ledger.catalog) for r in receipts]
+    return json_response({"trace_id": trace_id, "events": events, "audits": audits})

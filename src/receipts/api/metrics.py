@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from collections import deque
+from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-if TYPE_CHECKING:
-    from .app import Service
-
 
 class Metrics:
-    def __init__(self, service: Service) -> None:
+    """The service's metrics: requests by route, appends by producer, group commit sizes
+    (``group_sizes``, filled by the writer), the ledger's and its latest checkpoint's size."""
+
+    def __init__(
+        self,
+        ledger_size: Callable[[], int],
+        checkpoint_size: Callable[[], int],
+        group_sizes: deque[int],
+    ) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
@@ -32,10 +39,10 @@ class Metrics:
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
         )  # fmt: skip
         size = Gauge("receipts_ledger_size", "Receipts in the journal", registry=r)
-        size.set_function(service.ledger.size)
+        size.set_function(ledger_size)
         checkpoint = Gauge("receipts_checkpoint_size", "Size of the latest checkpoint", registry=r)
-        checkpoint.set_function(lambda: service.checkpoint_size)
-        self.service = service
+        checkpoint.set_function(checkpoint_size)
+        self.group_sizes = group_sizes
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def observe(self, method: str, route: str, status: int, start: float) -> None:
@@ -51,7 +58,7 @@ class Metrics:
         children[1].observe(time.perf_counter() - start)
 
     def render(self) -> bytes:
-        sizes = self.service.committer.group_sizes
+        sizes = self.group_sizes
         while sizes:
             self.group.observe(sizes.popleft())
         return generate_latest(self.registry)
