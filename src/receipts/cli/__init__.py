@@ -10,9 +10,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import IO, Any, NoReturn, TypeVar
 
 import click
 import orjson
@@ -101,7 +101,7 @@ class _Context:
     @property
     def shown_db(self) -> str:
         """The opened ledger's database URL as printed (without a password)."""
-        return DatabaseUrl.parse(self.ledger.store.url).shown()
+        return self.ledger.location
 
     def close(self) -> None:
         if self._ledger is not None:
@@ -151,19 +151,24 @@ def init(c: _Context) -> None:
 @pass_ctx
 def migrate(c: _Context) -> None:
     """Apply pending schema migrations (idempotent) and sync the catalog into the database."""
-    store = c.ledger.store
-    _out({"db": c.shown_db, "applied": store.applied, "receipts": c.ledger.size()})
+    applied = c.ledger.migrations_applied
+    _out({"db": c.shown_db, "applied": applied, "receipts": c.ledger.size()})
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _producer_option(help: str) -> Callable[[F], F]:
+    return click.option("--producer", type=click.Choice(PRODUCERS),
+                        default="service_role_pipeline", show_default=True, help=help)  # fmt: skip
+
+
+_PRODUCER = _producer_option("Write as this producer.")
 
 
 @cli.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
-@click.option(
-    "--producer",
-    type=click.Choice(PRODUCERS),
-    default="service_role_pipeline",
-    show_default=True,
-    help="Write receipt requests as this producer (stored receipts keep their own).",
-)
+@_producer_option("Write receipt requests as this producer (stored receipts keep their own).")
 @click.option("--batch-size", default=5000, show_default=True, help="Lines per transaction.")
 @pass_ctx
 def import_(c: _Context, file: str, producer: str, batch_size: int) -> None:
@@ -206,13 +211,7 @@ def demo(c: _Context) -> None:
 
 @cli.command()
 @click.argument("file", default="-")
-@click.option(
-    "--producer",
-    type=click.Choice(PRODUCERS),
-    default="service_role_pipeline",
-    show_default=True,
-    help="Write as this producer.",
-)
+@_PRODUCER
 @click.option("--batch-size", default=1000, show_default=True, help="JSON Lines per commit.")
 @pass_ctx
 def append(c: _Context, file: str, producer: str, batch_size: int) -> None:
@@ -227,15 +226,6 @@ def append(c: _Context, file: str, producer: str, batch_size: int) -> None:
     finally:
         if handle is not None:
             handle.close()
-
-
-_PRODUCER = click.option(
-    "--producer",
-    type=click.Choice(PRODUCERS),
-    default="service_role_pipeline",
-    show_default=True,
-    help="Write as this producer.",
-)
 
 
 def _payload(file: str) -> Any:
@@ -585,7 +575,7 @@ def verify(c: _Context, vkey: str | None) -> None:
                       console=Console(stderr=True)) as bar:  # fmt: skip
             task = bar.add_task("verifying", total=c.ledger.size())
             report = c.ledger.audit(verifier, lambda n: bar.advance(task, n))
-    if report.unintegrated and c.ledger.store.integrate_on_append:
+    if report.unintegrated and c.ledger.integrate_on_append:
         first, last = report.tree_size, report.receipts - 1
         raise TamperedError(
             f"audit failed at seq {first}: seqs {first}..{last} are not in the Merkle tree, yet "

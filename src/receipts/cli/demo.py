@@ -20,7 +20,6 @@ from rich.console import Console
 from rich.table import Table
 
 from ..bundle import Bundle
-from ..dburl import DatabaseUrl
 from ..ledger import Ledger
 from ..model import Receipt
 
@@ -62,7 +61,7 @@ def run_demo(ledger: Ledger, console: Console | None = None) -> list[Receipt]:
     before = ledger.size()
     stored = [ledger.append(request, producer=producer) for producer, request in story()]
     added = ledger.size() - before
-    where = DatabaseUrl.parse(ledger.store.url).shown()
+    where = ledger.location
     if added:
         console.print(f"Recorded [bold]{added}[/] receipts in {where}")
     else:
