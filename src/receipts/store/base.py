@@ -13,11 +13,12 @@ Contract:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from importlib import resources
 from operator import itemgetter
-from typing import Any, Final, NamedTuple, Protocol
+from typing import Any, Final, NamedTuple, Protocol, TypeVar
 
 import orjson
 
@@ -136,6 +137,28 @@ def _differs(row: Row, entry: dict[str, Any]) -> None:
     for key, column in zip(ENTRY_KEYS[:_PAYLOAD], row.columns, strict=False):
         if column != entry[key]:
             raise tampered(row.seq, row.columns[0], f"its {key} column differs from its entry")
+
+
+def pending_migrations(backend: str, done: set[int]) -> Iterator[tuple[int, str, str]]:
+    """The schema migrations of ``backend`` (``sqlite`` or ``postgres``) whose version is not
+    in ``done``, in order: ``(version, file name, SQL)``."""
+    folder = resources.files("receipts.store").joinpath("migrations", backend)
+    for item in sorted(folder.iterdir(), key=lambda p: p.name):
+        version = int(item.name.split("_", 1)[0])
+        if item.name.endswith(".sql") and version not in done:
+            yield version, item.name, item.read_text("utf-8")
+
+
+E = TypeVar("E", bound=Exception)
+
+
+@contextmanager
+def translating(driver_error: type[E], translate: Callable[[E], ReceiptsError]) -> Iterator[None]:
+    """Raise a database driver's ``driver_error`` as the ``ReceiptsError`` it means."""
+    try:
+        yield
+    except driver_error as exc:
+        raise translate(exc) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,8 +298,8 @@ class Store(Protocol):
         """Number of receipts in the journal (the next ``seq``)."""
         ...
 
-    def can_read(self, receipt: Receipt, user_id: str) -> bool:
-        """Whether ``user_id`` owns the receipt or is granted its entity."""
+    def granted(self, entity_type: str, entity_id: str, user_id: str) -> bool:
+        """Whether ``user_id`` was granted the entity's receipts (``grant``)."""
         ...
 
     def grant(self, entity_type: str, entity_id: str, user_id: str, granted_by: str) -> None:

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
-from importlib import resources
 from itertools import chain, islice
 from typing import Any, Final
 
@@ -42,7 +41,7 @@ from ..jsontext import loads
 from ..model import ENTRY_KEYS, Receipt
 from ..tlog import Node
 from . import postgres_rules
-from .base import Row, checked_receipt
+from .base import Row, checked_receipt, pending_migrations, translating
 from .reads import LogReads, StoreReads
 from .sql import POSTGRES, STORED, Queries, receipt_of, stored_values
 
@@ -149,12 +148,8 @@ def translate(exc: psycopg.Error) -> ReceiptsError:
     return StorageError(f"postgresql: {message}")
 
 
-@contextmanager
-def _translated() -> Iterator[None]:
-    try:
-        yield
-    except psycopg.Error as exc:
-        raise translate(exc) from exc
+def _translated() -> AbstractContextManager[None]:
+    return translating(psycopg.Error, translate)
 
 
 class _Txn(LogReads):
@@ -357,18 +352,14 @@ def migrate(conn: psycopg.Connection[Any], catalog: Catalog | None = None) -> li
             "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
         )
         done = {v for (v,) in conn.execute("SELECT version FROM public.receipts_migrations")}
-        folder = resources.files("receipts.store").joinpath("migrations", "postgres")
-        for item in sorted(folder.iterdir(), key=lambda p: p.name):
-            version = int(item.name.split("_", 1)[0])
-            if not item.name.endswith(".sql") or version in done:
-                continue
+        for version, name, sql in pending_migrations("postgres", done):
             with conn.transaction():
-                conn.execute(item.read_text("utf-8").encode())
+                conn.execute(sql.encode())
                 conn.execute(
                     "INSERT INTO public.receipts_migrations (version, name) VALUES (%s, %s)",
-                    (version, item.name),
+                    (version, name),
                 )
-            applied.append(item.name)
+            applied.append(name)
         sync_catalog(conn, catalog or Catalog.load())
         sync_rules(conn)
     return applied

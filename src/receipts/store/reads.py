@@ -22,7 +22,7 @@ def as_blob(value: Any) -> bytes:
 
 
 class StoreReads:
-    """``get``, ``query``, ``current``, ``size``, ``can_read`` and ``grant`` of a store."""
+    """``get``, ``query``, ``current``, ``size``, ``granted`` and ``grant`` of a store."""
 
     _sql: ClassVar[Queries]
 
@@ -48,11 +48,8 @@ class StoreReads:
     def size(self) -> int:
         return int(self._select(self._sql.size)[0][0])
 
-    def can_read(self, receipt: Receipt, user_id: str) -> bool:
-        if receipt.owner_user_id == user_id:
-            return True
-        args = (receipt.entity_type, receipt.entity_id, user_id)
-        return bool(self.execute(self._sql.can_read, args))
+    def granted(self, entity_type: str, entity_id: str, user_id: str) -> bool:
+        return bool(self.execute(self._sql.granted, (entity_type, entity_id, user_id)))
 
     def grant(self, entity_type: str, entity_id: str, user_id: str, granted_by: str) -> None:
         self.execute(self._sql.grant, (entity_type, entity_id, user_id, granted_by))

@@ -96,7 +96,7 @@ class Queries:
         )
         self.insert = f"INSERT INTO {s}ledger_events_v0 ({STORED}) VALUES "
         self.insert_row = "(" + ", ".join([m] * (STORED.count(",") + 1)) + ")"
-        self.can_read = (
+        self.granted = (
             f"SELECT 1 FROM {s}ledger_audience_v0 WHERE entity_type = {m} AND entity_id = {m} "
             f"AND user_id = {m}"
         )

@@ -19,8 +19,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from importlib import resources
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Final
 
@@ -33,7 +32,7 @@ from ..errors import (
 )
 from ..model import Receipt
 from ..tlog import Node
-from .base import Row, checked_receipt
+from .base import Row, checked_receipt, pending_migrations, translating
 from .reads import LogReads, StoreReads
 from .sql import SQLITE, Queries, receipt_of, stored_values
 
@@ -68,12 +67,8 @@ def translate(exc: sqlite3.Error) -> ReceiptsError:
     return StorageError(f"sqlite: {text}")
 
 
-@contextmanager
-def _translated() -> Iterator[None]:
-    try:
-        yield
-    except sqlite3.Error as exc:
-        raise translate(exc) from exc
+def _translated() -> AbstractContextManager[None]:
+    return translating(sqlite3.Error, translate)
 
 
 class _Txn(LogReads):
@@ -245,18 +240,14 @@ class SQLiteStore(StoreReads):
                 "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
             )
             done = {v for (v,) in conn.execute("SELECT version FROM receipts_migrations")}
-            folder = resources.files("receipts.store").joinpath("migrations", "sqlite")
-            for item in sorted(folder.iterdir(), key=lambda p: p.name):
-                version = int(item.name.split("_", 1)[0])
-                if item.name.endswith(".sql") and version not in done:
-                    for statement in _statements(item.read_text("utf-8")):
-                        conn.execute(statement)
-                    conn.execute(
-                        "INSERT INTO receipts_migrations "
-                        "VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%fZ'))",
-                        (version, item.name),
-                    )
-                    applied.append(item.name)
+            for version, name, sql in pending_migrations("sqlite", done):
+                for statement in _statements(sql):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO receipts_migrations VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%fZ'))",
+                    (version, name),
+                )
+                applied.append(name)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
