@@ -1,7 +1,7 @@
 """What a ledger's database URL means, parsed in this one place: which backend it names, the
 SQLite file, where the ledger's signing key lives, the log origin it defaults to, and how it is
-printed without its password. The default URL (``$RECEIPTS_DB``, else ``receipts.db``) is applied
-by ``default_url`` only.
+printed without its password. ``$RECEIPTS_DB`` is read by ``default_url`` only, which the
+command line applies; the library's default is ``DEFAULT_DB``.
 
 A plain path or ``sqlite:///…`` means SQLite (``sqlite:///rel.db`` is relative,
 ``sqlite:////abs.db`` absolute: SQLAlchemy's convention); ``postgresql://…`` or

@@ -23,7 +23,7 @@ from .audit import AuditReport, audit
 from .batch import Batch, PendingTuple, ToCommit, make_ahead, referenced, requests_of
 from .bundle import Bundle
 from .catalog import Catalog
-from .dburl import DatabaseUrl, default_url
+from .dburl import DEFAULT_DB, DatabaseUrl
 from .errors import (
     ConflictError,
     ErrorDetail,
@@ -78,13 +78,13 @@ class Ledger:
         catalog_files: Iterable[str | Path] = (),
         signer: Signer | None = None,
     ) -> Ledger:
-        """Open (and create or migrate) the ledger at ``url``; default ``$RECEIPTS_DB``, else
-        ``receipts.db`` (``dburl.default_url``).
+        """Open (and create or migrate) the ledger at ``url``; default ``receipts.db`` (the
+        command line's default, ``$RECEIPTS_DB``, is ``dburl.default_url``).
 
         The checkpoint signer defaults to the key file (``DatabaseUrl.key_path``), or the one a
         rotation wrote beside it that holds the ledger's current key, if there is one.
         """
-        where = DatabaseUrl.parse(url or default_url())
+        where = DatabaseUrl.parse(url or DEFAULT_DB)
         catalog = Catalog.load(catalog_files)
         ledger = cls(open_store(where, catalog), catalog, signer=signer)
         if signer is None:

@@ -121,7 +121,7 @@ _key_file_option = click.option(
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--db",
-    default=default_url,  # the one place $RECEIPTS_DB is read, for the library too
+    default=default_url,  # the one place $RECEIPTS_DB is read
     help=f"Ledger database: a path or sqlite:///PATH (env RECEIPTS_DB).  [default: {DEFAULT_DB}]",
 )
 @click.option(
