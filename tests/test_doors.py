@@ -4,10 +4,12 @@ a seq; lifecycle rules checked in the write transaction (docs/doors.md). Both ba
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 import hypothesis
 import hypothesis.strategies
+import orjson
 import pytest
 
 from receipts import Ledger, RuleViolationError, ValidationError
@@ -321,9 +323,17 @@ def test_the_index_rebuilt_is_the_index_maintained(ledger: Ledger) -> None:
 # --- the fold against a naive reference, on generated histories ------------------------------
 
 REFUND_STEPS = {  # event type -> (allowed from, to, {field: payload key})
-    "refund_requested": (("none",), "requested", {"paymentIntentId": "paymentIntentId"}),
-    "refund_approved": (("requested",), "approved", {"decidedBy": "approvedBy"}),
-    "refund_denied": (("requested",), "denied", {"decidedBy": "approvedBy"}),
+    "refund_requested": (("none", "requested", "denied"), "requested", {k: k for k in REQUESTED}),
+    "refund_approved": (
+        ("requested",),
+        "approved",
+        {"decidedBy": "approvedBy", "policyRule": "policyRule"},
+    ),
+    "refund_denied": (
+        ("requested",),
+        "denied",
+        {"decidedBy": "approvedBy", "policyRule": "policyRule"},
+    ),
     "refund_completed": (("approved",), "completed", {"providerRefundId": "providerRefundId"}),
     "refund_failed": (("approved",), "failed", {"errorCode": "errorCode"}),
 }
@@ -397,3 +407,68 @@ def test_the_fold_is_the_reference_fold(
         ledger.rebuild_states()
         rebuilt = ledger.state("refund", [entity]).to_dict()
         assert rebuilt | {"as_of": None} == final | {"as_of": None}
+
+
+def test_an_answer_proves_itself_offline(ledger: Ledger) -> None:
+    from receipts import VerificationError
+    from receipts.answer import AnswerBundle
+    from receipts.tlog import Signer
+
+    signer = Signer.generate("example.com/doors")
+    refund(ledger)
+    ledger.checkpoint(signer)
+    write(ledger, "refund_completed", "refund:rf_1", {"providerRefundId": "re_1"})  # after it
+    bundle = ledger.prove_state("refund", ["refund:rf_1"])
+    assert bundle.answer["value"]["status"] == "approved"  # as of the checkpoint
+    assert bundle.answer["as_of"]["seq"] == 2
+    checked = AnswerBundle.from_json(bundle.to_json()).verify(signer.verifier())
+    assert checked["verified"] and checked["receipts"] == 2 and checked["tree_size"] == 2
+    assert checked["value"]["status"] == "approved"
+    # a bundle whose answer was changed, or whose receipt was changed, does not verify
+    doc = bundle.to_dict()
+    doc["answer"]["value"]["status"] = "completed"
+    forged = AnswerBundle.from_json(orjson.dumps(doc))
+    with pytest.raises(VerificationError, match="fold into another value"):
+        forged.verify(signer.verifier())
+    doc = bundle.to_dict()
+    doc["receipts"][1]["entry"]["payload"]["approvedBy"] = "admin"
+    with pytest.raises(VerificationError, match="inclusion proof fails"):
+        AnswerBundle.from_json(orjson.dumps(doc)).verify(signer.verifier())
+    doc = bundle.to_dict()
+    del doc["receipts"][1]  # leaving out a receipt changes the answer
+    with pytest.raises(VerificationError, match="another value"):
+        AnswerBundle.from_json(orjson.dumps(doc)).verify(signer.verifier())
+    other = Signer.generate("example.com/doors")
+    with pytest.raises(VerificationError):
+        bundle.verify(other.verifier())
+
+
+def test_the_command_line_answers_proves_and_refuses(tmp_path: Path) -> None:
+    from test_cli import Cli
+
+    cli = Cli(tmp_path, tmp_path / "demo.db")
+    assert cli("demo").code == 0
+    answer = cli("state", "refund", "refund:rf_88")
+    assert answer.code == 0 and answer.json["value"]["status"] == "completed"
+    muted = cli("state", "sanctions", "user", "user_spam_66", "--as-of", "2026-11-19T08:00:00Z")
+    assert [s["action"] for s in muted.json["value"]["sanctions"]["active"]] == ["mute"]
+    why = cli("why", "user:user_7f3a")
+    assert {a["state"] for a in why.receipts} >= {"age_verification", "device_capabilities"}
+    proved = cli("state", "refund", "refund:rf_88", "--prove")
+    assert proved.code == 0, proved.err
+    (tmp_path / "answer.json").write_text(proved.out)
+    key = cli("keys", "show").out.strip()
+    checked = cli("verify-answer", str(tmp_path / "answer.json"), "--key", key, db=False)
+    assert checked.code == 0, checked.err
+    assert checked.json["verified"] is True and checked.json["value"]["status"] == "completed"
+    refused = cli("append", stdin=orjson.dumps({
+        "domain": "payments", "event_type": "refund_completed", "entity_type": "refund",
+        "entity_id": "rf_new", "payload": {}}).decode())  # fmt: skip
+    assert refused.code == 1 and refused.error["code"] == "rule_violated"
+    assert refused.error["rule"] == "refund"
+    backfill = cli("--no-rules", "append", stdin=orjson.dumps({
+        "domain": "payments", "event_type": "refund_completed", "entity_type": "refund",
+        "entity_id": "rf_new", "payload": {}}).decode())  # fmt: skip
+    assert backfill.code == 0, backfill.err
+    assert cli("state", "refund", "refund:rf_new").json["violations"][0]["found"] == "none"
+    assert len(cli("catalog", "states").json) == 21

@@ -67,6 +67,7 @@ LAYERS = {
     "validate": 2,
     "bundle": 2,
     "fold": 2,  # a derived state's value from receipts (pure)
+    "answer": 2,  # an answer bundle, checked offline (pure)
     "store": 3,
     "keys": 4,
     "merkle": 4,
@@ -79,7 +80,7 @@ LAYERS = {
     "api": 6,
     "cloudevents": 6,
 }
-PURE = {"tlog", "model", "bundle", "fold"}
+PURE = {"tlog", "model", "bundle", "fold", "answer"}
 IMPURE_MODULES = {"sqlite3", "psycopg", "socket", "subprocess", "time", "random"}
 
 

@@ -21,10 +21,11 @@ from typing import Any, Final
 import orjson
 
 from . import access, keys, merkle
+from .answer import AnswerBundle
 from .audit import AuditReport, audit
 from .batch import Batch, PendingTuple, ToCommit, make_ahead, referenced, requests_of
 from .bundle import Bundle
-from .catalog import Catalog
+from .catalog import Catalog, StateDef
 from .dburl import DEFAULT_DB, DatabaseUrl
 from .errors import (
     ConflictError,
@@ -36,7 +37,7 @@ from .errors import (
     ValidationError,
     VerificationError,
 )
-from .fold import Answer, fold, key_text, rfc8785_text
+from .fold import Answer, Key, fold, key_text, rfc8785_text
 from .merkle import TreeHead
 from .model import Receipt, format_time, normalize_time, normalize_uuid, split_entity
 from .project import Projection
@@ -368,6 +369,46 @@ class Ledger:
         them), with the receipts that determined it. As of what the ledger knew: before
         ``at_seq``, or recorded by ``known_at``; as of valid time: occurred by ``as_of`` (timed
         facts judged then). ``visible_to``: only receipts that user may read count."""
+        state, parts, receipts = self._state_receipts(name, key, visible_to)
+        bounds = {k: _time_arg(k, v) for k, v in (("as_of", as_of), ("known_at", known_at))}
+        return fold(state, parts, receipts, now=self._stamp(), at_seq=at_seq,
+                    valid_at=bounds["as_of"], known_at=bounds["known_at"])  # fmt: skip
+
+    def prove_state(
+        self,
+        name: str,
+        key: Sequence[str],
+        *,
+        at_seq: int | None = None,
+        as_of: str | None = None,
+        visible_to: str | None = None,
+    ) -> AnswerBundle:
+        """The answer of ``state`` as of the latest signed checkpoint (or ``at_seq`` within
+        it), as an offline bundle: the definition and every receipt folded, each with its
+        inclusion proof in that checkpoint (``receipts verify-answer``)."""
+        latest = self.latest_checkpoint()
+        if latest is None:
+            raise NotFoundError(
+                "no checkpoint yet", [ErrorDetail("/size", "run `receipts checkpoint` first")]
+            )
+        if at_seq is not None and at_seq > latest.size:
+            raise ValidationError(
+                f"seq {at_seq} is beyond the latest checkpoint (size {latest.size})",
+                [ErrorDetail("/at_seq", f"expected at most {latest.size}")],
+            )
+        bound = latest.size if at_seq is None else at_seq
+        state, parts, receipts = self._state_receipts(name, key, visible_to)
+        receipts = [r for r in receipts if r.seq < bound]
+        answer = fold(state, parts, receipts, now=self._stamp(), at_seq=bound,
+                      valid_at=_time_arg("as_of", as_of))  # fmt: skip
+        bundles = tuple(self.prove(r.id, latest.size) for r in receipts)
+        described = {"name": state.name, "domain": state.domain, "definition": state.definition}
+        return AnswerBundle(answer.to_dict(), described, bundles)
+
+    def _state_receipts(
+        self, name: str, key: Sequence[str], visible_to: str | None
+    ) -> tuple[StateDef, Key, list[Receipt]]:
+        """The state, its key checked, and the receipts filed under it that the reader sees."""
         state = self.catalog.state(name)
         parts = tuple(key)
         if len(parts) != len(state.key) or not all(type(p) is str and p for p in parts):
@@ -375,14 +416,12 @@ class Ledger:
                 f"state {name!r} is keyed by {len(state.key)} part(s)",
                 [ErrorDetail("/key", f"expected {' '.join(state.key_names)}")],
             )
-        bounds = {k: _time_arg(k, v) for k, v in (("as_of", as_of), ("known_at", known_at))}
         self._states_caught_up()
         with self.store.read() as txn:
             receipts = self.projection.receipts(txn, state, parts)
         if visible_to is not None:
             receipts = [r for r in receipts if self.readable(r, visible_to)]
-        return fold(state, parts, receipts, now=self._stamp(), at_seq=at_seq,
-                    valid_at=bounds["as_of"], known_at=bounds["known_at"])  # fmt: skip
+        return state, parts, receipts
 
     def why(
         self,

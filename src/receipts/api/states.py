@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..errors import ErrorDetail, ValidationError
 from .docs import SECURED
 from .service import MAX_SEQ, json_response, reader_of, service_of
 
@@ -35,12 +36,23 @@ def state(
     at_seq: int | None = _AT_SEQ,
     known_at: str | None = _KNOWN_AT,
     as_of: str | None = _AS_OF,
+    prove: bool = False,
 ) -> Response:
     """The derived state ``name`` of a key (its parts separated by ``/``, each
     percent-encoded), with its evidence: the receipts, of those the caller may read, that
-    determined it."""
+    determined it. ``?prove=1``: as of the latest checkpoint, an offline answer bundle."""
     principal = reader_of(request)
-    answer = service_of(request).ledger.state(
+    ledger = service_of(request).ledger
+    if prove:
+        if known_at is not None:
+            raise ValidationError(
+                "prove answers as of a checkpoint",
+                [ErrorDetail("/known_at", "not with prove; use at_seq")],
+            )
+        bundle = ledger.prove_state(name, _key_parts(request), at_seq=at_seq, as_of=as_of,
+                                    visible_to=principal.visible_to)  # fmt: skip
+        return json_response(bundle.to_dict())
+    answer = ledger.state(
         name, _key_parts(request), at_seq=at_seq, known_at=known_at, as_of=as_of,
         visible_to=principal.visible_to,
     )  # fmt: skip

@@ -20,6 +20,7 @@ from click.exceptions import NoArgsIsHelpError
 from rich.console import Console
 from rich.progress import MofNCompleteColumn, Progress
 
+from ..answer import AnswerBundle
 from ..bundle import Bundle
 from ..catalog import Catalog
 from ..dburl import DEFAULT_DB, DatabaseUrl, default_url
@@ -369,6 +370,12 @@ def _as_of(f: F) -> F:
 @click.argument("name")
 @click.argument("key", nargs=-1, required=True)
 @_as_of
+@click.option(
+    "--prove",
+    is_flag=True,
+    help="As of the latest checkpoint, as an offline bundle "
+    "with every receipt's inclusion proof (check it with `receipts verify-answer`).",
+)
 @pass_ctx
 def state(
     c: _Context,
@@ -377,11 +384,31 @@ def state(
     at_seq: int | None,
     known_at: str | None,
     as_of: str | None,
+    prove: bool,
 ) -> None:
     """The derived state NAME of KEY (its parts, e.g. `refund refund:rf_1`, `sanctions user
     u_1`), with the receipts that determined it (docs/doors.md; `receipts catalog states`)."""
+    if prove:
+        if known_at is not None:
+            raise UsageError("--prove answers as of a checkpoint: use --at-seq, not --known-at")
+        bundle = c.ledger.prove_state(name, key, at_seq=at_seq, as_of=as_of)
+        sys.stdout.buffer.write(bundle.to_json() + b"\n")
+        return
     answer = c.ledger.state(name, key, at_seq=at_seq, known_at=known_at, as_of=as_of)
     _out_pretty(answer.to_dict())
+
+
+@cli.command("verify-answer")
+@click.argument("file", type=click.File("rb"))
+@click.option("--key", "vkey", required=True, help="Verifier key string (or a file holding it).")
+def verify_answer(file: Any, vkey: str) -> None:
+    """Verify an answer bundle (`receipts state … --prove`) offline: every receipt's proof,
+    the definition, and the answer folded again from the proven receipts."""
+    if file.isatty():
+        _hint("an answer bundle (JSON)")
+    if Path(vkey).is_file():
+        vkey = Path(vkey).read_text("utf-8").strip()
+    _out_pretty(AnswerBundle.from_json(file.read()).verify(Verifier.from_key_string(vkey)))
 
 
 @cli.command()

@@ -244,6 +244,12 @@ class ReadTxn(Protocol):
         """``(seq, logical_id)`` of the receipts filed under a derived state's key."""
         ...
 
+    def state_indexes(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[tuple[int, str]]]:
+        """``state_index`` of many ``(state, key)`` at once."""
+        ...
+
     def entity_state_keys(self, entity_type: str, entity_id: str) -> list[tuple[str, str]]:
         """``(state, key)`` of every state a receipt about the entity files under."""
         ...

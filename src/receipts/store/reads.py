@@ -106,10 +106,29 @@ class StateIndex:
         rows = self._conn.execute(self._sql.state_index, (state, key)).fetchall()
         return [(int(seq), str(logical_id)) for seq, logical_id in rows]
 
+    def state_indexes(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[tuple[int, str]]]:
+        """``state_index`` of many ``(state, key)`` at once."""
+        out: dict[tuple[str, str], list[tuple[int, str]]] = {k: [] for k in keys}
+        for i in range(0, len(keys), 400):
+            chunk = keys[i : i + 400]
+            sql = self._sql.state_index_in.format(
+                ", ".join([self._sql.state_index_pair] * len(chunk))
+            )
+            args = [part for pair in chunk for part in pair]
+            for state, key, seq, logical_id in self._conn.execute(sql, args).fetchall():
+                out[(str(state), str(key))].append((int(seq), str(logical_id)))
+        return out
+
     def add_state_index(self, rows: Sequence[tuple[str, str, int, str]]) -> None:
         """File receipts under states' keys: ``(state, key, seq, logical_id)`` each."""
         if rows:
-            self._conn.executemany(self._sql.add_state_index, rows)
+            cursor = self._conn.cursor()  # psycopg's connection has no executemany
+            try:
+                cursor.executemany(self._sql.add_state_index, rows)
+            finally:
+                cursor.close()
 
     def entity_state_keys(self, entity_type: str, entity_id: str) -> list[tuple[str, str]]:
         """``(state, key)`` of every state a receipt about the entity files under."""

@@ -118,6 +118,11 @@ class Queries:
             f"SELECT seq, {d.text.format('logical_id')} FROM {index} "
             f"WHERE state = {m} AND state_key = {m} ORDER BY seq"
         )
+        self.state_index_in = (
+            f"SELECT state, state_key, seq, {d.text.format('logical_id')} FROM {index} "
+            "WHERE (state, state_key) IN (VALUES {})"
+        )
+        self.state_index_pair = f"({m}, {m})"
         self.add_state_index = (
             f"INSERT INTO {index} (state, state_key, seq, logical_id) "
             f"VALUES ({m}, {m}, {m}, {d.uuid}) ON CONFLICT DO NOTHING"
