@@ -472,3 +472,24 @@ def test_the_command_line_answers_proves_and_refuses(tmp_path: Path) -> None:
     assert backfill.code == 0, backfill.err
     assert cli("state", "refund", "refund:rf_new").json["violations"][0]["found"] == "none"
     assert len(cli("catalog", "states").json) == 21
+
+
+def doors_table_rows() -> list[str]:
+    """The rows docs/doors.md must hold, one per state of the built-in catalog."""
+    from receipts.catalog import Catalog
+
+    rows = []
+    for s in sorted(Catalog.load().states.values(), key=lambda s: (s.domain, s.name)):
+        events = ", ".join(f"`{e}`" for e in s.steps)
+        key = " ".join(f"`{k}`" for k in s.key_names)
+        rule = "yes" if s.rules else ""
+        rows.append(
+            f"| `{s.name}` | {s.domain} | {s.kind} | {key} | {events} | {s.values} | {rule} |"
+        )
+    return rows
+
+
+def test_the_doors_page_lists_every_state() -> None:
+    page = (Path(__file__).resolve().parents[1] / "docs" / "doors.md").read_text()
+    missing = [row for row in doors_table_rows() if row not in page.splitlines()]
+    assert not missing, "docs/doors.md lacks (or has stale) rows:\n" + "\n".join(missing)

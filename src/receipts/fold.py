@@ -29,6 +29,7 @@ Key = tuple[str, ...]
 
 def resolve(source: Any, receipt: Receipt) -> Any:
     """The value ``source`` names in ``receipt`` (MISSING if the payload lacks it)."""
+    value: Any
     if isinstance(source, dict):
         if "const" in source:
             return source["const"]
@@ -38,12 +39,17 @@ def resolve(source: Any, receipt: Receipt) -> Any:
                 return value
         return MISSING
     if source.startswith("/"):
-        value: Any = receipt.payload
+        value = receipt.payload
         for part in source[1:].split("/"):
             part = part.replace("~1", "/").replace("~0", "~")
             if isinstance(value, dict) and part in value:
                 value = value[part]
-            elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            elif (
+                isinstance(value, list)
+                and part.isascii()
+                and part.isdigit()
+                and int(part) < len(value)
+            ):
                 value = value[int(part)]
             else:
                 return MISSING

@@ -117,24 +117,6 @@ class Projection:
 
     # --- answers --------------------------------------------------------------------------------
 
-    def answer(
-        self,
-        txn: ReadTxn,
-        state: StateDef,
-        key: Key,
-        *,
-        now: str,
-        at_seq: int | None = None,
-        valid_at: str | None = None,
-        visible: object = None,
-    ) -> Answer:
-        """Fold ``state`` for ``key`` from the receipts the index files under it. ``visible``
-        (a callable on a receipt) drops the receipts a reader may not see."""
-        receipts = self.receipts(txn, state, key)
-        if callable(visible):
-            receipts = [r for r in receipts if visible(r)]
-        return fold(state, key, receipts, now=now, at_seq=at_seq, valid_at=valid_at)
-
     def receipts(self, txn: ReadTxn, state: StateDef, key: Key) -> list[Receipt]:
         """Every revision of every logical event filed under the key."""
         logical = {lid for _, lid in txn.state_index(state.name, key_text(key))}
