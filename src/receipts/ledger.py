@@ -220,7 +220,8 @@ class Ledger:
             self.projection.file_new(txn, batch.new, now, batch.pointer_of)
             if self.integrate_on_append:
                 merkle.integrate_appended(txn, batch.new, now)
-            return stored
+        self.projection.committed(batch.new)
+        return stored
 
     def commit_groups(
         self, groups: Sequence[Sequence[ToCommit]]

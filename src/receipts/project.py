@@ -33,6 +33,7 @@ class Projection:
 
     def __init__(self, catalog: Catalog, *, rules: bool = True) -> None:
         self.states = catalog.states
+        self._cursor = -1  # the next seq to file, as this process last left it
         self.rules = rules
         self.by_type: dict[str, list[StateDef]] = {}
         for state in self.states.values():
@@ -105,7 +106,10 @@ class Projection:
         ``pointers()[seq]``, the request of the receipt at that seq) aborts the transaction."""
         if not new:
             return
-        if txn.projector(NAME) != (new[0].seq, self.digest):
+        # Seqs are dense: if this process's last commit filed up to the first new seq, nobody
+        # wrote since, and the stored cursor need not be read.
+        cursor, self._cursor = self._cursor, -1  # until this transaction commits
+        if cursor != new[0].seq and txn.projector(NAME) != (new[0].seq, self.digest):
             self.catch_up(txn)  # files the new rows too
             rows = self.rows(txn, new)
         else:
@@ -114,6 +118,11 @@ class Projection:
             txn.set_projector(NAME, new[-1].seq + 1, self.digest)
         if self.rules:
             self._check(txn, rows, new, now, pointers)
+
+    def committed(self, new: Sequence[Receipt]) -> None:
+        """The transaction that filed ``new`` committed: the stored cursor is past them."""
+        if new:
+            self._cursor = new[-1].seq + 1
 
     # --- answers --------------------------------------------------------------------------------
 
@@ -137,15 +146,11 @@ class Projection:
         first = new[0].seq
         self._check_linked(rows, new, pointers)
         touched = list(dict.fromkeys((s, k) for s, k, _, _ in rows if self.states[s].rules))
-        filed = txn.state_indexes(touched)  # one read for all keys, one for their revisions
-        revisions: dict[str, list[Receipt]] = {}
-        for r in txn.revisions({lid for found in filed.values() for _, lid in found}):
-            revisions.setdefault(r.logical_id, []).append(r)
+        filed = txn.state_receipts(touched) if touched else {}  # one read for all the keys
         for name, text in touched:
             state = self.states[name]
             key = tuple(orjson.loads(text))
-            logical = dict.fromkeys(lid for _, lid in filed[(name, text)])
-            receipts = [r for lid in logical for r in revisions.get(lid, [])]
+            receipts = filed[(name, text)]
             before = fold(state, key, receipts, now=now, at_seq=first)
             after = fold(state, key, receipts, now=now)
             known = {v["logical_id"] for v in before.violations}

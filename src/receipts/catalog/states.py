@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from importlib import resources
 from typing import Any, Final
 
@@ -61,7 +62,7 @@ class StateDef:
     steps: dict[str, Step]
     definition: dict[str, Any]  # as written in the catalog file
 
-    @property
+    @cached_property
     def digest(self) -> str:
         """SHA-256 (hex) of the definition's RFC 8785 bytes: what an answer was folded by."""
         return hashlib.sha256(rfc8785.dumps({"name": self.name, **self.definition})).hexdigest()

@@ -244,10 +244,10 @@ class ReadTxn(Protocol):
         """``(seq, logical_id)`` of the receipts filed under a derived state's key."""
         ...
 
-    def state_indexes(
+    def state_receipts(
         self, keys: Sequence[tuple[str, str]]
-    ) -> dict[tuple[str, str], list[tuple[int, str]]]:
-        """``state_index`` of many ``(state, key)`` at once."""
+    ) -> dict[tuple[str, str], list[Receipt]]:
+        """Every revision of every logical event filed under each ``(state, key)``."""
         ...
 
     def entity_state_keys(self, entity_type: str, entity_id: str) -> list[tuple[str, str]]:

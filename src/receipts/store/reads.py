@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from ..model import Receipt
 from .base import Query, Row, StoredCheckpoint, StoredKey, checked_receipt
-from .sql import Queries, checkpoint_of
+from .sql import Queries, checkpoint_of, receipt_of
 
 
 def as_blob(value: Any) -> bytes:
@@ -106,29 +106,28 @@ class StateIndex:
         rows = self._conn.execute(self._sql.state_index, (state, key)).fetchall()
         return [(int(seq), str(logical_id)) for seq, logical_id in rows]
 
-    def state_indexes(
+    def state_receipts(
         self, keys: Sequence[tuple[str, str]]
-    ) -> dict[tuple[str, str], list[tuple[int, str]]]:
-        """``state_index`` of many ``(state, key)`` at once."""
-        out: dict[tuple[str, str], list[tuple[int, str]]] = {k: [] for k in keys}
+    ) -> dict[tuple[str, str], list[Receipt]]:
+        """Every revision of every logical event filed under each ``(state, key)``, in seq
+        order: one statement per 400 keys."""
+        out: dict[tuple[str, str], list[Receipt]] = {k: [] for k in keys}
         for i in range(0, len(keys), 400):
             chunk = keys[i : i + 400]
-            sql = self._sql.state_index_in.format(
-                ", ".join([self._sql.state_index_pair] * len(chunk))
-            )
+            pairs = " OR ".join([self._sql.state_index_pair] * len(chunk))
             args = [part for pair in chunk for part in pair]
-            for state, key, seq, logical_id in self._conn.execute(sql, args).fetchall():
-                out[(str(state), str(key))].append((int(seq), str(logical_id)))
+            for row in self._conn.execute(self._sql.state_receipts_in.format(pairs), args):
+                out[(str(row[0]), str(row[1]))].append(receipt_of(row[2:]))
         return out
 
     def add_state_index(self, rows: Sequence[tuple[str, str, int, str]]) -> None:
         """File receipts under states' keys: ``(state, key, seq, logical_id)`` each."""
-        if rows:
-            cursor = self._conn.cursor()  # psycopg's connection has no executemany
-            try:
-                cursor.executemany(self._sql.add_state_index, rows)
-            finally:
-                cursor.close()
+        for i in range(0, len(rows), 200):  # multi-row INSERTs: one round trip per 200 rows
+            chunk = rows[i : i + 200]
+            values = ", ".join([self._sql.state_index_row] * len(chunk))
+            self._conn.execute(
+                self._sql.add_state_index.format(values), [v for r in chunk for v in r]
+            )
 
     def entity_state_keys(self, entity_type: str, entity_id: str) -> list[tuple[str, str]]:
         """``(state, key)`` of every state a receipt about the entity files under."""

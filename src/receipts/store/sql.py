@@ -118,15 +118,18 @@ class Queries:
             f"SELECT seq, {d.text.format('logical_id')} FROM {index} "
             f"WHERE state = {m} AND state_key = {m} ORDER BY seq"
         )
-        self.state_index_in = (
-            f"SELECT state, state_key, seq, {d.text.format('logical_id')} FROM {index} "
-            "WHERE (state, state_key) IN (VALUES {})"
+        # Every revision of what is filed under some (state, key) pairs, in one statement. The
+        # pairs OR-ed, not a VALUES list: both planners then look each pair up in the key.
+        self.state_receipts_in = (
+            f"SELECT DISTINCT i.state, i.state_key, {self.columns} FROM {index} i "
+            f"JOIN {d.journal} ON e.logical_id = i.logical_id WHERE {{}} ORDER BY e.seq"
         )
-        self.state_index_pair = f"({m}, {m})"
+        self.state_index_pair = f"(i.state = {m} AND i.state_key = {m})"
         self.add_state_index = (
-            f"INSERT INTO {index} (state, state_key, seq, logical_id) "
-            f"VALUES ({m}, {m}, {m}, {d.uuid}) ON CONFLICT DO NOTHING"
+            f"INSERT INTO {index} (state, state_key, seq, logical_id) VALUES {{}} "
+            "ON CONFLICT DO NOTHING"
         )
+        self.state_index_row = f"({m}, {m}, {m}, {d.uuid})"
         self.entity_state_keys = (
             f"SELECT DISTINCT i.state, i.state_key FROM {index} i "
             f"JOIN {s}ledger_events_v0 e ON e.seq = i.seq "

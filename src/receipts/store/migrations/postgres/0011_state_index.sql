@@ -10,6 +10,7 @@ CREATE TABLE public.ledger_state_index_v0 (
     logical_id uuid   NOT NULL,
     PRIMARY KEY (state, state_key, seq)
 );
+CREATE INDEX ledger_state_index_v0_seq ON public.ledger_state_index_v0 (seq);  -- an entity's states
 
 -- How far the projector has read the journal: every receipt below next_seq is indexed, by the
 -- state definitions whose digest is `definitions`.

@@ -9,6 +9,7 @@ CREATE TABLE ledger_state_index_v0 (
     logical_id TEXT    NOT NULL,
     PRIMARY KEY (state, state_key, seq)
 ) WITHOUT ROWID;
+CREATE INDEX ledger_state_index_v0_seq ON ledger_state_index_v0 (seq);  -- an entity's states
 
 -- How far the projector has read the journal: every receipt below `next_seq` is indexed, by
 -- the state definitions whose digest is `definitions`.
