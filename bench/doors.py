@@ -90,10 +90,10 @@ def workload(n: int, catalog: Catalog) -> list[dict[str, Any]]:
         if request["event_type"] not in ruled:
             out.append(request)
             continue
-        entity_type = next(k for k, v in LIFECYCLES.items()
-                           if any(t == request["event_type"] for t, _ in v))  # fmt: skip
-        if request["event_type"] != LIFECYCLES[entity_type][0][0]:
-            continue  # the chain is written from its first type on
+        firsts = {chain[0][0]: kind for kind, chain in LIFECYCLES.items()}
+        entity_type = firsts.get(request["event_type"])
+        if entity_type is None:
+            continue  # a later step of a lifecycle (or a branch not taken): written in a chain
         chains += 1
         for event_type, payload in LIFECYCLES[entity_type]:
             body = dict(payload, notes=f"chain {chains}")
