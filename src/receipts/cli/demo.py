@@ -19,6 +19,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from ..answer import AnswerBundle
 from ..bundle import Bundle
 from ..ledger import Ledger
 from ..model import Receipt
@@ -134,4 +135,11 @@ def _prove(ledger: Ledger, console: Console) -> None:
     console.print(
         f"Offline proof: refund_completed is leaf {verified.index} of that tree "
         "[green]✓ verified[/] (receipts prove ID | receipts verify-bundle - --key KEY)"
+    )
+    answer = ledger.prove_state("refund", ["refund:rf_88"])
+    checked = AnswerBundle.from_json(answer.to_json()).verify(vkey)
+    console.print(
+        f"Offline answer: refund rf_88 is {checked['value']['status']}, folded again from "
+        f"{checked['receipts']} proven receipts [green]✓ verified[/] (receipts state refund "
+        "refund:rf_88 --prove | receipts verify-answer - --key KEY)"
     )
