@@ -62,7 +62,7 @@ def backend_cpu(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 requests = make_requests(n)
-with Ledger.open(url) as ledger:
+with Ledger.open(url, rules=False) as ledger:
     pid = ledger.store.execute("SELECT pg_backend_pid()")[0][0]
     server, start = backend_cpu(pid), time.perf_counter()
     for i in range(0, n, 5000):

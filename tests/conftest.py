@@ -120,6 +120,15 @@ def ledger(ledger_url: str) -> Iterator[Ledger]:
 
 
 @pytest.fixture
+def unruled_ledger(ledger_url: str) -> Iterator[Ledger]:
+    """A ledger that does not check the lifecycle rules (docs/doors.md), for sweeps that store
+    each catalog type's example on its own: the rules would refuse a lone refund_completed.
+    tests/test_doors.py holds the rules themselves."""
+    with Ledger.open(ledger_url, rules=False) as opened:
+        yield opened
+
+
+@pytest.fixture
 def sample_for(catalog: Catalog) -> Callable[..., Sample]:
     """``sample_for("payment_captured", entity_id="pi_1", occurred_at=...)`` -> Sample."""
 

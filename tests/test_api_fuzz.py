@@ -79,6 +79,9 @@ OPERATIONS = [
     ("GET", "/metrics"),
     ("POST", "/events"),
     ("GET", "/receipts/{trace_id}"),
+    ("GET", "/v0/state/{name}/{key}"),
+    ("GET", "/v0/why/{entity}"),
+    ("GET", "/v0/states"),
 ]
 MODES = [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE]
 

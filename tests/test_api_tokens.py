@@ -134,6 +134,8 @@ PROTECTED = {
     ("get", "/v0/stream"),
     ("post", "/events"),
     ("get", "/receipts/{trace_id}"),
+    ("get", "/v0/state/{name}/{key}"),
+    ("get", "/v0/why/{entity}"),
 }
 
 
@@ -151,7 +153,7 @@ def test_openapi_declares_the_bearer_scheme_on_the_protected_operations(api: Api
     # ...and those are exactly the ones that answer 401 without a token.
     for method, path in PROTECTED:
         url = path.replace("{receipt_id}", "x").replace("{entity}", "a:b")
-        url = url.replace("{trace_id}", "t")
+        url = url.replace("{trace_id}", "t").replace("{name}", "refund").replace("{key}", "r:1")
         response = api.client.request(method.upper(), url)
         assert_problem(response, 401, "unauthorized")
 

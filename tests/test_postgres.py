@@ -217,6 +217,7 @@ def test_migrations_apply_twice_and_keep_supabase_functions(pg_template: str) ->
             "0008",
             "0009",
             "0010",
+            "0011",
         ]
         first.close()
         second = PostgresStore(url)

@@ -66,18 +66,21 @@ LAYERS = {
     "access": 1,  # who may write and read what
     "validate": 2,
     "bundle": 2,
+    "fold": 2,  # a derived state's value from receipts (pure)
+    "answer": 2,  # an answer bundle, checked offline (pure)
     "store": 3,
     "keys": 4,
     "merkle": 4,
     "batch": 4,
     "ledger": 4,
     "audit": 4,
+    "project": 4,  # the derived states' index, and the rules at write
     "commit": 5,  # group commit and the writer process drive the ledger's transactions
     "cli": 6,
     "api": 6,
     "cloudevents": 6,
 }
-PURE = {"tlog", "model", "bundle"}
+PURE = {"tlog", "model", "bundle", "fold", "answer"}
 IMPURE_MODULES = {"sqlite3", "psycopg", "socket", "subprocess", "time", "random"}
 
 

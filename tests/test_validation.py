@@ -104,8 +104,8 @@ def test_every_type_is_covered_and_has_an_example() -> None:
     assert all(CATALOG.get(name).example is not None for name in ALL_TYPES)
 
 
-def test_example_is_accepted_and_stored(ledger: Ledger, every_type_sample: Sample) -> None:
-    sample = every_type_sample
+def test_example_is_accepted_and_stored(unruled_ledger: Ledger, every_type_sample: Sample) -> None:
+    ledger, sample = unruled_ledger, every_type_sample
     receipt = ledger.append(sample.request, producer=sample.producer)
 
     assert receipt.seq == 0
@@ -156,8 +156,10 @@ def test_types_without_required_keys_are_covered_by_the_wrong_type_check() -> No
         assert typed_property(CATALOG.get(name))
 
 
-def test_empty_payload_of_a_type_without_required_keys_is_accepted(ledger: Ledger) -> None:
-    receipt = ledger.append(build_request(CATALOG.get("payout_completed"), payload={}))
+def test_empty_payload_of_a_type_without_required_keys_is_accepted(
+    unruled_ledger: Ledger,
+) -> None:
+    receipt = unruled_ledger.append(build_request(CATALOG.get("payout_completed"), payload={}))
     assert receipt.payload == {"schema_version": 0, "source": "service_role_pipeline"}
 
 
@@ -547,7 +549,7 @@ def test_a_request_pickles_to_an_equal_request(request_: Request) -> None:
 
 
 def test_validating_does_not_compile_schemas(
-    catalog: Catalog, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+    catalog: Catalog, unruled_ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     validator = Validator(catalog)  # compiled here, and in the ledger fixture, before patching
 
@@ -583,7 +585,7 @@ def test_validating_does_not_compile_schemas(
     void["payload"] = {"void_reason": "typo", "voided_by": "ops"}
     validator.validate(void, "service_role_pipeline")
 
-    stored = ledger.append_batch(valid[:200])
+    stored = unruled_ledger.append_batch(valid[:200])
     assert len(stored) == 200
 
 

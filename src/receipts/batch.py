@@ -104,6 +104,7 @@ class Batch:
         self.by_id: dict[str, Receipt] = {}
         self.heads: dict[str, Receipt] = {}
         self.new: list[Receipt] = []  # the receipts this transaction inserts, in seq order
+        self.pointers: list[str] = []  # where each new receipt's request is ("" if unknown)
 
     def run(self, items: Iterable[ToCommit], ids: list[str], targets: list[str]) -> list[Receipt]:
         """Store ``items``; returns every item's receipt (new, or the first of a retry).
@@ -121,7 +122,7 @@ class Batch:
 
     def _build(self, items: Iterable[ToCommit], seq: int, out: list[Receipt]) -> Iterator[Receipt]:
         """The new receipts, in seq order; ``out`` gets every item's receipt (new or prior)."""
-        new, now, by_id = self.new, self.now, self.by_id
+        new, now, by_id, pointers = self.new, self.now, self.by_id, self.pointers
         for item in items:
             if len(item) == 3:  # pending: the receipt is made here
                 request, producer, pointer = item
@@ -145,13 +146,18 @@ class Batch:
                     continue
                 receipt = Receipt._make((seq, *made[1:]))
             else:  # made ahead with an id of the ledger's making: new
-                receipt_id = item[1]
+                receipt_id, pointer = item[1], ""
                 receipt = Receipt._make((seq, *item[1:]))
             seq += 1
+            pointers.append(pointer)
             by_id[receipt_id] = self.heads[receipt.logical_id] = receipt
             out.append(receipt)
             new.append(receipt)
             yield receipt
+
+    def pointer_of(self) -> dict[int, str]:
+        """Where the request of each new receipt is, by the receipt's seq."""
+        return {r.seq: p for r, p in zip(self.new, self.pointers, strict=True)}
 
     def _head(self, request: Request, producer: str, pointer: str) -> Receipt | None:
         """The head a revision supersedes (None for an assert); it must be the current head.

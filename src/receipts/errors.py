@@ -8,7 +8,8 @@ and an ``exit_code`` (for the CLI), so both edges map errors in exactly one plac
     ├── ValidationError             a request breaks the catalog          422 / exit 1
     ├── ConflictError               the ledger's state says no            409 / exit 1
     │   ├── IdConflictError         same id, different content
-    │   └── RevisionConflictError   revision does not supersede the head
+    │   ├── RevisionConflictError   revision does not supersede the head
+    │   └── RuleViolationError      a lifecycle rule refuses the receipt (docs/doors.md)
     ├── NotFoundError               no such receipt / entity / type       404 / exit 1
     ├── PermissionDeniedError       the writer may not do this            403 / exit 1
     ├── UnauthorizedError           no valid credentials                  401 / exit 1
@@ -67,11 +68,17 @@ class ReceiptsError(Exception):
         # attribute a subclass adds, whatever its constructor takes.
         return _restore, (type(self), self.message, self.__dict__)
 
+    def extensions(self) -> dict[str, Any]:
+        """Members an error adds to its JSON (and its problem+json) beyond code, message and
+        errors."""
+        return {}
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "code": self.code,
             "message": self.message,
             "errors": [e.to_dict() for e in self.errors],
+            **self.extensions(),
         }
 
 
@@ -104,6 +111,30 @@ class IdConflictError(ConflictError):
 
 class RevisionConflictError(ConflictError):
     code = "revision_conflict"
+
+
+class RuleViolationError(ConflictError):
+    """A lifecycle rule of a derived state refuses a receipt: ``rule`` names the state,
+    ``found`` what it was, ``consulted`` the receipts it was derived from."""
+
+    code = "rule_violated"
+
+    def __init__(
+        self,
+        message: str,
+        errors: list[ErrorDetail] | None = None,
+        *,
+        rule: str = "",
+        found: Any = None,
+        consulted: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(message, errors)
+        self.rule = rule
+        self.found = found
+        self.consulted = list(consulted or [])
+
+    def extensions(self) -> dict[str, Any]:
+        return {"rule": self.rule, "found": self.found, "consulted": self.consulted}
 
 
 class NotFoundError(ReceiptsError):

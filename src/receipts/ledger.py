@@ -18,11 +18,14 @@ from itertools import repeat
 from pathlib import Path
 from typing import Any, Final
 
+import orjson
+
 from . import access, keys, merkle
+from .answer import AnswerBundle
 from .audit import AuditReport, audit
 from .batch import Batch, PendingTuple, ToCommit, make_ahead, referenced, requests_of
 from .bundle import Bundle
-from .catalog import Catalog
+from .catalog import Catalog, StateDef
 from .dburl import DEFAULT_DB, DatabaseUrl
 from .errors import (
     ConflictError,
@@ -34,8 +37,10 @@ from .errors import (
     ValidationError,
     VerificationError,
 )
+from .fold import Answer, Key, fold, key_text, rfc8785_text
 from .merkle import TreeHead
 from .model import Receipt, format_time, normalize_time, normalize_uuid, split_entity
+from .project import Projection
 from .store import open_store
 from .store.base import Query, Store, StoredCheckpoint, StoredKey, tampered
 from .tlog import Checkpoint, KeyChain, Signer, TlogProof, Verifier, parse_note, verify_inclusion
@@ -60,6 +65,7 @@ class Ledger:
         clock: Callable[[], datetime] = _now,
         signer: Signer | None = None,
         integrate_on_append: bool | None = None,
+        rules: bool = True,
     ) -> None:
         self.store = store
         self.integrate_on_append = (
@@ -67,6 +73,7 @@ class Ledger:
         )
         self.catalog = catalog or Catalog.load()
         self.validator = Validator(self.catalog)
+        self.projection = Projection(self.catalog, rules=rules)
         self.signer = signer
         self._clock = clock
 
@@ -77,16 +84,18 @@ class Ledger:
         *,
         catalog_files: Iterable[str | Path] = (),
         signer: Signer | None = None,
+        rules: bool = True,
     ) -> Ledger:
         """Open (and create or migrate) the ledger at ``url``; default ``receipts.db`` (the
         command line's default, ``$RECEIPTS_DB``, is ``dburl.default_url``).
 
         The checkpoint signer defaults to the key file (``DatabaseUrl.key_path``), or the one a
         rotation wrote beside it that holds the ledger's current key, if there is one.
+        ``rules=False`` writes without checking the lifecycle rules (a back-fill).
         """
         where = DatabaseUrl.parse(url or DEFAULT_DB)
         catalog = Catalog.load(catalog_files)
-        ledger = cls(open_store(where, catalog), catalog, signer=signer)
+        ledger = cls(open_store(where, catalog), catalog, signer=signer, rules=rules)
         if signer is None:
             try:
                 ledger.signer = keys.find_signer(where.key_path(), ledger._recorded_key())
@@ -208,9 +217,11 @@ class Ledger:
         with self.store.write() as txn:
             batch = Batch(txn, now)
             stored = batch.run(items, ids, targets)
+            self.projection.file_new(txn, batch.new, now, batch.pointer_of)
             if self.integrate_on_append:
                 merkle.integrate_appended(txn, batch.new, now)
-            return stored
+        self.projection.committed(batch.new)
+        return stored
 
     def commit_groups(
         self, groups: Sequence[Sequence[ToCommit]]
@@ -342,6 +353,116 @@ class Ledger:
         """Let ``user_id`` read every receipt about ``entity`` (TYPE:ID), e.g. a community's
         members or a partnership's parties. Idempotent."""
         self.store.grant(*split_entity(entity), user_id, granted_by)
+
+    # --- derived states ("doors", docs/doors.md) -----------------------------------------------
+
+    def state(
+        self,
+        name: str,
+        key: Sequence[str],
+        *,
+        at_seq: int | None = None,
+        as_of: str | None = None,
+        known_at: str | None = None,
+        visible_to: str | None = None,
+    ) -> Answer:
+        """The derived state ``name`` of ``key`` (its parts, as the state's ``key`` names
+        them), with the receipts that determined it. As of what the ledger knew: before
+        ``at_seq``, or recorded by ``known_at``; as of valid time: occurred by ``as_of`` (timed
+        facts judged then). ``visible_to``: only receipts that user may read count."""
+        state, parts, receipts = self._state_receipts(name, key, visible_to)
+        bounds = {k: _time_arg(k, v) for k, v in (("as_of", as_of), ("known_at", known_at))}
+        return fold(state, parts, receipts, now=self._stamp(), at_seq=at_seq,
+                    valid_at=bounds["as_of"], known_at=bounds["known_at"])  # fmt: skip
+
+    def prove_state(
+        self,
+        name: str,
+        key: Sequence[str],
+        *,
+        at_seq: int | None = None,
+        as_of: str | None = None,
+        visible_to: str | None = None,
+    ) -> AnswerBundle:
+        """The answer of ``state`` as of the latest signed checkpoint (or ``at_seq`` within
+        it), as an offline bundle: the definition and every receipt folded, each with its
+        inclusion proof in that checkpoint (``receipts verify-answer``)."""
+        latest = self.latest_checkpoint()
+        if latest is None:
+            raise NotFoundError(
+                "no checkpoint yet", [ErrorDetail("/size", "run `receipts checkpoint` first")]
+            )
+        if at_seq is not None and at_seq > latest.size:
+            raise ValidationError(
+                f"seq {at_seq} is beyond the latest checkpoint (size {latest.size})",
+                [ErrorDetail("/at_seq", f"expected at most {latest.size}")],
+            )
+        bound = latest.size if at_seq is None else at_seq
+        state, parts, receipts = self._state_receipts(name, key, visible_to)
+        receipts = [r for r in receipts if r.seq < bound]
+        answer = fold(state, parts, receipts, now=self._stamp(), at_seq=bound,
+                      valid_at=_time_arg("as_of", as_of))  # fmt: skip
+        bundles = tuple(self.prove(r.id, latest.size) for r in receipts)
+        described = {"name": state.name, "domain": state.domain, "definition": state.definition}
+        return AnswerBundle(answer.to_dict(), described, bundles)
+
+    def _state_receipts(
+        self, name: str, key: Sequence[str], visible_to: str | None
+    ) -> tuple[StateDef, Key, list[Receipt]]:
+        """The state, its key checked, and the receipts filed under it that the reader sees."""
+        state = self.catalog.state(name)
+        parts = tuple(key)
+        if len(parts) != len(state.key) or not all(type(p) is str and p for p in parts):
+            raise ValidationError(
+                f"state {name!r} is keyed by {len(state.key)} part(s)",
+                [ErrorDetail("/key", f"expected {' '.join(state.key_names)}")],
+            )
+        self._states_caught_up()
+        with self.store.read() as txn:
+            receipts = self.projection.receipts(txn, state, parts)
+        if visible_to is not None:
+            receipts = [r for r in receipts if self.readable(r, visible_to)]
+        return state, parts, receipts
+
+    def why(
+        self,
+        entity: str,
+        *,
+        at_seq: int | None = None,
+        as_of: str | None = None,
+        known_at: str | None = None,
+        visible_to: str | None = None,
+    ) -> list[Answer]:
+        """Every derived state about ``entity`` (TYPE:ID): the states its receipts file
+        under, and those keyed by it (a sanctions target, a club member), with evidence."""
+        entity_type, entity_id = split_entity(entity)
+        self._states_caught_up()
+        with self.store.read() as txn:
+            found = set(txn.entity_state_keys(entity_type, entity_id))
+            for exact, part in (((entity_type, entity_id), entity), ((entity,), entity_id)):
+                found.update(txn.state_keys_naming(key_text(exact), rfc8785_text(part)))
+        answers = []
+        for name, text in sorted(found):
+            if name in self.catalog.states:
+                key = tuple(orjson.loads(text))
+                answer = self.state(name, key, at_seq=at_seq, as_of=as_of, known_at=known_at,
+                                    visible_to=visible_to)  # fmt: skip
+                if answer.evidence:
+                    answers.append(answer)
+        return answers
+
+    def rebuild_states(self) -> int:
+        """Make the derived states' index again from the journal; returns the receipts read."""
+        with self.store.write() as txn:
+            return self.projection.rebuild(txn)
+
+    def _states_caught_up(self) -> None:
+        """Read-your-writes: file what the index misses (rows the ledger did not write)."""
+        with self.store.read() as txn:
+            behind = self.projection.behind(txn)
+        if behind:
+            with self.store.write() as txn:
+                self.projection.catch_up(txn)
 
     # --- the verifiable log --------------------------------------------------------------------
 
@@ -515,7 +636,9 @@ def _time_arg(name: str, value: str | None) -> str | None:
     try:
         return normalize_time(value)
     except ValueError as exc:
-        raise ValidationError(f"bad --{name}", [ErrorDetail(f"/{name}", str(exc))]) from None
+        raise ValidationError(
+            f"bad --{name.replace('_', '-')}", [ErrorDetail(f"/{name}", str(exc))]
+        ) from None
 
 
 def _validate_the_rest(pending: Iterator[PendingTuple]) -> None:

@@ -159,6 +159,11 @@ def format_time(moment: datetime) -> str:
     return f"{utc.year:04d}-" + utc.strftime("%m-%dT%H:%M:%S.%fZ")  # %Y does not pad years < 1000
 
 
+def parse_time(text: str) -> datetime:
+    """A time in the receipt form (``format_time``) as an aware datetime."""
+    return datetime.fromisoformat(text)
+
+
 def normalize_time(text: str) -> str:
     """Parse an RFC 3339 timestamp and return it in the receipt form; ValueError if invalid."""
     if not _RFC3339.match(text):

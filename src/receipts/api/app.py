@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 
 from ..errors import ReceiptsError
 from ..ledger import Ledger
-from . import docs, events, health, proofs, receipts, stream
+from . import docs, events, health, proofs, receipts, states, stream
 from .body import reject_nul_params
 from .metrics import MetricsMiddleware
 from .problems import handle_http_exception, handle_receipts_error, handle_request_validation
@@ -60,7 +60,7 @@ def create_app(ledger: Ledger, settings: Settings) -> ReceiptsAPI:
     app.add_exception_handler(RequestValidationError, handle_request_validation)
     app.add_exception_handler(HTTPException, handle_http_exception)
     app.add_middleware(MetricsMiddleware, metrics=service.metrics)
-    for resource in (receipts, proofs, stream, events, health):
+    for resource in (receipts, proofs, states, stream, events, health):
         app.include_router(resource.router)
     # The write endpoints take nothing but the request: served straight from ReceiptsAPI
     app.serve_plainly("/v0/receipts", receipts.append)

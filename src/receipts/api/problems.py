@@ -23,13 +23,19 @@ def _response(
     errors: list[ErrorDetail],
     instance: str | None,
     headers: dict[str, str] | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> Response:
-    body = _body(status, code, detail, errors, instance)
+    body = _body(status, code, detail, errors, instance, extensions)
     return Response(body, status, headers=headers, media_type=PROBLEM)
 
 
 def _body(
-    status: int, code: str, detail: str, errors: list[ErrorDetail], instance: str | None
+    status: int,
+    code: str,
+    detail: str,
+    errors: list[ErrorDetail],
+    instance: str | None,
+    extensions: dict[str, Any] | None = None,
 ) -> bytes:
     body: dict[str, Any] = {
         "type": f"urn:receipts:problem:{code}",
@@ -41,6 +47,7 @@ def _body(
     }
     if instance:
         body["instance"] = instance
+    body.update(extensions or {})
     return orjson.dumps(body)
 
 
@@ -62,7 +69,8 @@ def problem(error: ReceiptsError, instance: str | None = None) -> Response:
         headers["Retry-After"] = str(error.retry_after)
     if error.http_status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="receipts"'
-    return _response(error.http_status, error.code, error.message, error.errors, instance, headers)
+    return _response(error.http_status, error.code, error.message, error.errors, instance,
+                     headers, error.extensions())  # fmt: skip
 
 
 def internal_error(instance: str | None = None) -> Response:

@@ -8,6 +8,7 @@ only when asked.
 from __future__ import annotations
 
 import copy
+import difflib
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ import jsonschema_rs
 
 from ..errors import CatalogError, ErrorDetail, NotFoundError, json_pointer
 from ..model import PRODUCERS
+from .states import StateDef, check_event_types, parse_states
 
 SCHEMA_DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_ID_PREFIX: Final = "urn:receipts:schema:"
@@ -119,6 +121,7 @@ class Catalog:
 
     domains: dict[str, Domain] = field(default_factory=dict)
     types: dict[str, EventType] = field(default_factory=dict)
+    states: dict[str, StateDef] = field(default_factory=dict)
 
     @classmethod
     def load(cls, extra: Iterable[str | Path] = (), *, builtin: bool = True) -> Catalog:
@@ -135,6 +138,7 @@ class Catalog:
             except (OSError, ValueError) as exc:
                 raise CatalogError(f"cannot read catalog file {path}: {exc}") from exc
             catalog.add(document, origin=str(path))
+        check_event_types(catalog.states, catalog.types)
         return catalog
 
     def add(self, document: Any, *, origin: str = "<memory>") -> None:
@@ -146,8 +150,16 @@ class Catalog:
         if problems:
             raise CatalogError(f"catalog file {origin} is malformed", problems)
         name = document["domain"]
+        states = parse_states(name, document.get("states", {}), origin)
+        for state_name in states:
+            if state_name in self.states:
+                raise CatalogError(
+                    f"catalog file {origin}: state {state_name!r} is already defined",
+                    [ErrorDetail(json_pointer("states", state_name), "duplicate state")],
+                )
+        types = document.get("event_types", {})
         added = {}  # all or nothing: a bad type leaves the catalog as it was
-        for type_name, spec in document["event_types"].items():
+        for type_name, spec in types.items():
             pointer = json_pointer("event_types", type_name)
             if type_name in self.types:
                 raise CatalogError(
@@ -156,9 +168,20 @@ class Catalog:
                 )
             added[type_name] = _event_type(name, type_name, spec, origin, pointer)
         self.types.update(added)
+        self.states.update(states)
         known = self.domains.get(name)
-        names = (known.event_types if known else ()) + tuple(document["event_types"])
+        names = (known.event_types if known else ()) + tuple(types)
         self.domains[name] = Domain(name, document["title"], document.get("purpose"), names)
+
+    def state(self, name: str) -> StateDef:
+        try:
+            return self.states[name]
+        except KeyError:
+            close = difflib.get_close_matches(name, list(self.states), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "see `receipts state --list`"
+            raise NotFoundError(
+                f"unknown state {name!r}", [ErrorDetail("/state", f"not in the catalog; {hint}")]
+            ) from None
 
     def get(self, name: str) -> EventType:
         try:
@@ -227,4 +250,4 @@ def _event_type(
     )
 
 
-__all__ = ["CONVENTIONS", "Catalog", "Domain", "EventType"]
+__all__ = ["CONVENTIONS", "Catalog", "Domain", "EventType", "StateDef"]

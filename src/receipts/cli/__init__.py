@@ -20,6 +20,7 @@ from click.exceptions import NoArgsIsHelpError
 from rich.console import Console
 from rich.progress import MofNCompleteColumn, Progress
 
+from ..answer import AnswerBundle
 from ..bundle import Bundle
 from ..catalog import Catalog
 from ..dburl import DEFAULT_DB, DatabaseUrl, default_url
@@ -80,9 +81,10 @@ def _hint(expects: str) -> None:
 
 
 class _Context:
-    def __init__(self, db: str, catalogs: tuple[str, ...]) -> None:
+    def __init__(self, db: str, catalogs: tuple[str, ...], rules: bool = True) -> None:
         self.db = DatabaseUrl.parse(db)
         self.catalogs = catalogs
+        self.rules = rules
         self._ledger: Ledger | None = None
 
     @property
@@ -95,7 +97,7 @@ class _Context:
     @property
     def ledger(self) -> Ledger:
         if self._ledger is None:
-            self._ledger = Ledger.open(self.db, catalog_files=self.catalogs)
+            self._ledger = Ledger.open(self.db, catalog_files=self.catalogs, rules=self.rules)
         return self._ledger
 
     @property
@@ -131,12 +133,17 @@ _key_file_option = click.option(
     type=click.Path(exists=True, dir_okay=False),
     help="Extra catalog file (your own domains and types); repeatable.",
 )
+@click.option(
+    "--no-rules",
+    is_flag=True,
+    help="Write without checking the lifecycle rules (a back-fill; docs/doors.md).",
+)
 @click.version_option(package_name="receipts")
 @click.pass_context
-def cli(ctx: click.Context, db: str, catalogs: tuple[str, ...]) -> None:
+def cli(ctx: click.Context, db: str, catalogs: tuple[str, ...], no_rules: bool) -> None:
     """A verifiable receipts ledger."""
     extra = tuple(p for p in os.environ.get("RECEIPTS_CATALOG", "").split(os.pathsep) if p)
-    ctx.obj = _Context(db, extra + catalogs)
+    ctx.obj = _Context(db, extra + catalogs, rules=not no_rules)
     ctx.call_on_close(ctx.obj.close)
 
 
@@ -347,6 +354,83 @@ def current(c: _Context, entity: str, include_voided: bool) -> None:
     _out_receipts(c.ledger.current(entity, include_voided=include_voided))
 
 
+def _as_of(f: F) -> F:
+    """The as-of options of `state` and `why`."""
+    for option in reversed([
+        click.option("--at-seq", type=click.IntRange(min=0),
+                     help="As the ledger knew it before receipt seq N."),
+        click.option("--known-at", help="As the ledger knew it at this RFC 3339 time (recorded)."),
+        click.option("--as-of", help="As it was at this RFC 3339 time (occurred, valid time)."),
+    ]):  # fmt: skip
+        f = option(f)
+    return f
+
+
+@cli.command()
+@click.argument("name")
+@click.argument("key", nargs=-1, required=True)
+@_as_of
+@click.option(
+    "--prove",
+    is_flag=True,
+    help="As of the latest checkpoint, as an offline bundle "
+    "with every receipt's inclusion proof (check it with `receipts verify-answer`).",
+)
+@pass_ctx
+def state(
+    c: _Context,
+    name: str,
+    key: tuple[str, ...],
+    at_seq: int | None,
+    known_at: str | None,
+    as_of: str | None,
+    prove: bool,
+) -> None:
+    """The derived state NAME of KEY (its parts, e.g. `refund refund:rf_1`, `sanctions user
+    u_1`), with the receipts that determined it (docs/doors.md; `receipts catalog states`)."""
+    if prove:
+        if known_at is not None:
+            raise UsageError("--prove answers as of a checkpoint: use --at-seq, not --known-at")
+        bundle = c.ledger.prove_state(name, key, at_seq=at_seq, as_of=as_of)
+        sys.stdout.buffer.write(bundle.to_json() + b"\n")
+        return
+    answer = c.ledger.state(name, key, at_seq=at_seq, known_at=known_at, as_of=as_of)
+    _out_pretty(answer.to_dict())
+
+
+@cli.command("verify-answer")
+@click.argument("file", type=click.File("rb"))
+@click.option("--key", "vkey", required=True, help="Verifier key string (or a file holding it).")
+def verify_answer(file: Any, vkey: str) -> None:
+    """Verify an answer bundle (`receipts state … --prove`) offline: every receipt's proof,
+    the definition, and the answer folded again from the proven receipts."""
+    if file.isatty():
+        _hint("an answer bundle (JSON)")
+    if Path(vkey).is_file():
+        vkey = Path(vkey).read_text("utf-8").strip()
+    _out_pretty(AnswerBundle.from_json(file.read()).verify(Verifier.from_key_string(vkey)))
+
+
+@cli.command()
+@click.argument("entity")
+@_as_of
+@pass_ctx
+def why(
+    c: _Context, entity: str, at_seq: int | None, known_at: str | None, as_of: str | None
+) -> None:
+    """Every derived state about ENTITY (TYPE:ID), each with its evidence, as JSON Lines."""
+    for answer in c.ledger.why(entity, at_seq=at_seq, known_at=known_at, as_of=as_of):
+        _out(answer.to_dict())
+
+
+@cli.command("rebuild-states")
+@pass_ctx
+def rebuild_states(c: _Context) -> None:
+    """Make the derived states' index again from the journal (after changing definitions it
+    is made again by itself)."""
+    _out({"db": c.shown_db, "receipts_read": c.ledger.rebuild_states()})
+
+
 @cli.group()
 def catalog() -> None:
     """The event catalog."""
@@ -358,6 +442,14 @@ def catalog() -> None:
 def catalog_list(c: _Context, domain: str | None) -> None:
     """JSON array of {domain, event_type, entity_types, writers, required}."""
     _out_pretty([t.summary() for t in c.catalog.event_types(domain)])
+
+
+@catalog.command("states")
+@pass_ctx
+def catalog_states(c: _Context) -> None:
+    """JSON array of the derived states: {name, domain, title, kind, key, events, values,
+    rules, sha256}."""
+    _out_pretty([s.summary() for s in c.catalog.states.values()])
 
 
 @catalog.command("show")

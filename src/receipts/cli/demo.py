@@ -19,6 +19,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from ..answer import AnswerBundle
 from ..bundle import Bundle
 from ..ledger import Ledger
 from ..model import Receipt
@@ -92,10 +93,34 @@ def _summary(ledger: Ledger, stored: list[Receipt], console: Console) -> None:
     shown = ledger.current("community:cm_lisbon_jazz")
     console.print(f"\nCurrent view of community:cm_lisbon_jazz: {len(shown)} live event(s), "
                   f"{len(voided) - len(shown)} voided (hidden unless asked for).")  # fmt: skip
+    _doors(ledger, console)
     if ledger.signer is not None:
         _prove(ledger, console)
     console.print(f"Ledger size: {ledger.size()} receipts. Try: receipts history "
                   f"payment_intent:pi_3Qx9")  # fmt: skip
+
+
+def _doors(ledger: Ledger, console: Console) -> None:
+    """The questions the story raises, answered from its receipts, with the evidence."""
+    console.print("\n[bold]Doors[/] (answers derived from receipts; docs/doors.md)")
+    questions = [
+        ("May refund rf_88 be paid out?", "refund", ["refund:rf_88"]),
+        ("Is user_7f3a age-verified?", "age_verification", ["user:user_7f3a"]),
+        ("Is user_spam_66 muted right now?", "sanctions", ["user", "user_spam_66"]),
+    ]
+    for question, name, key in questions:
+        answer = ledger.state(name, key)
+        value = answer.value
+        if "status" in value:
+            said = f"{name} is [bold]{value['status']}[/]"
+        else:
+            active, ended = value["sanctions"]["active"], value["sanctions"]["ended"]
+            said = (f"[bold]{len(active)} active[/] sanction(s), {len(ended)} ended"
+                    + (f" ({ended[0]['action']} lifted at {ended[0]['ended_at'][:16]})"
+                       if ended and ended[0]["ended_at"] else ""))  # fmt: skip
+        evidence = ", ".join(f"seq {e['seq']} {e['event_type']}" for e in answer.evidence)
+        console.print(f"  {question} {said}\n      because: {evidence}")
+    console.print("  Try: receipts why user:user_7f3a | receipts state refund refund:rf_88")
 
 
 def _prove(ledger: Ledger, console: Console) -> None:
@@ -110,4 +135,11 @@ def _prove(ledger: Ledger, console: Console) -> None:
     console.print(
         f"Offline proof: refund_completed is leaf {verified.index} of that tree "
         "[green]✓ verified[/] (receipts prove ID | receipts verify-bundle - --key KEY)"
+    )
+    answer = ledger.prove_state("refund", ["refund:rf_88"])
+    checked = AnswerBundle.from_json(answer.to_json()).verify(vkey)
+    console.print(
+        f"Offline answer: refund rf_88 is {checked['value']['status']}, folded again from "
+        f"{checked['receipts']} proven receipts [green]✓ verified[/] (receipts state refund "
+        "refund:rf_88 --prove | receipts verify-answer - --key KEY)"
     )

@@ -236,6 +236,32 @@ class ReadTxn(Protocol):
 
     def checkpoints(self) -> Iterator[StoredCheckpoint]: ...
 
+    def revisions(self, logical_ids: Iterable[str]) -> list[Receipt]:
+        """Every revision of the logical events."""
+        ...
+
+    def state_index(self, state: str, key: str) -> list[tuple[int, str]]:
+        """``(seq, logical_id)`` of the receipts filed under a derived state's key."""
+        ...
+
+    def state_receipts(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[Receipt]]:
+        """Every revision of every logical event filed under each ``(state, key)``."""
+        ...
+
+    def entity_state_keys(self, entity_type: str, entity_id: str) -> list[tuple[str, str]]:
+        """``(state, key)`` of every state a receipt about the entity files under."""
+        ...
+
+    def state_keys_naming(self, exact: str, part: str) -> list[tuple[str, str]]:
+        """``(state, key)`` of the keys equal to ``exact`` or holding ``part``."""
+        ...
+
+    def projector(self, name: str) -> tuple[int, str] | None:
+        """The projector's next seq to index and its definitions' digest."""
+        ...
+
     def keys(self) -> list[StoredKey]:
         """The ledger's signing keys, first to current (empty before the first is recorded)."""
         ...
@@ -266,6 +292,12 @@ class WriteTxn(ReadTxn, Protocol):
     def add_checkpoint(self, checkpoint: StoredCheckpoint) -> None: ...
 
     def add_key(self, key: StoredKey) -> None: ...
+
+    def add_state_index(self, rows: Sequence[tuple[str, str, int, str]]) -> None: ...
+
+    def clear_state_index(self) -> None: ...
+
+    def set_projector(self, name: str, next_seq: int, definitions: str) -> None: ...
 
 
 class Store(Protocol):

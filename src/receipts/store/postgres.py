@@ -42,7 +42,7 @@ from ..model import ENTRY_KEYS, Receipt
 from ..tlog import Node
 from . import postgres_rules
 from .base import Row, checked_receipt, pending_migrations, translating
-from .reads import LogReads, StoreReads
+from .reads import LogReads, StateIndex, StoreReads
 from .sql import POSTGRES, STORED, Queries, receipt_of, stored_values
 
 SEQUENCE_LOCK: Final = 7236601  # also in migrations/postgres/0003_sequencing.sql
@@ -152,7 +152,7 @@ def _translated() -> AbstractContextManager[None]:
     return translating(psycopg.Error, translate)
 
 
-class _Txn(LogReads):
+class _Txn(LogReads, StateIndex):
     """Reads and writes inside one transaction."""
 
     _sql = SQL
@@ -176,6 +176,13 @@ class _Txn(LogReads):
             return {}
         sql = f"{SQL.select} WHERE e.id = ANY(%s::uuid[])"
         return {r.id: r for r in map(receipt_of, self._rows(sql, [keys]))}
+
+    def revisions(self, logical_ids: Iterable[str]) -> list[Receipt]:
+        keys = list(dict.fromkeys(logical_ids))
+        if not keys:
+            return []
+        sql = f"{SQL.select} WHERE e.logical_id = ANY(%s::uuid[]) ORDER BY e.seq"
+        return list(map(receipt_of, self._rows(sql, [keys])))
 
     def heads(self, logical_ids: Iterable[str]) -> dict[str, Receipt]:
         keys = list(dict.fromkeys(logical_ids))

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from ..model import Receipt
 from .base import Query, Row, StoredCheckpoint, StoredKey, checked_receipt
-from .sql import Queries, checkpoint_of
+from .sql import Queries, checkpoint_of, receipt_of
 
 
 def as_blob(value: Any) -> bytes:
@@ -92,3 +92,61 @@ class LogReads:
         k = key
         args = (k.index, k.verifier_key, k.from_size, k.rotation, k.recorded_at)
         self._conn.execute(self._sql.add_key, args)
+
+
+class StateIndex:
+    """The derived states' index and the projector's cursor, in a transaction
+    (receipts.project)."""
+
+    _sql: ClassVar[Queries]
+    _conn: Any
+
+    def state_index(self, state: str, key: str) -> list[tuple[int, str]]:
+        """``(seq, logical_id)`` of every receipt filed under the state's key, in seq order."""
+        rows = self._conn.execute(self._sql.state_index, (state, key)).fetchall()
+        return [(int(seq), str(logical_id)) for seq, logical_id in rows]
+
+    def state_receipts(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[Receipt]]:
+        """Every revision of every logical event filed under each ``(state, key)``, in seq
+        order: one statement per 400 keys."""
+        out: dict[tuple[str, str], list[Receipt]] = {k: [] for k in keys}
+        for i in range(0, len(keys), 400):
+            chunk = keys[i : i + 400]
+            pairs = " OR ".join([self._sql.state_index_pair] * len(chunk))
+            args = [part for pair in chunk for part in pair]
+            for row in self._conn.execute(self._sql.state_receipts_in.format(pairs), args):
+                out[(str(row[0]), str(row[1]))].append(receipt_of(row[2:]))
+        return out
+
+    def add_state_index(self, rows: Sequence[tuple[str, str, int, str]]) -> None:
+        """File receipts under states' keys: ``(state, key, seq, logical_id)`` each."""
+        for i in range(0, len(rows), 200):  # multi-row INSERTs: one round trip per 200 rows
+            chunk = rows[i : i + 200]
+            values = ", ".join([self._sql.state_index_row] * len(chunk))
+            self._conn.execute(
+                self._sql.add_state_index.format(values), [v for r in chunk for v in r]
+            )
+
+    def entity_state_keys(self, entity_type: str, entity_id: str) -> list[tuple[str, str]]:
+        """``(state, key)`` of every state a receipt about the entity files under."""
+        rows = self._conn.execute(self._sql.entity_state_keys, (entity_type, entity_id))
+        return [(str(state), str(key)) for state, key in rows.fetchall()]
+
+    def state_keys_naming(self, exact: str, part: str) -> list[tuple[str, str]]:
+        """``(state, key)`` of every key equal to ``exact`` or with ``part`` as a part (both
+        in the index's RFC 8785 text)."""
+        rows = self._conn.execute(self._sql.state_keys_naming, (exact, part)).fetchall()
+        return [(str(state), str(key)) for state, key in rows]
+
+    def clear_state_index(self) -> None:
+        self._conn.execute(self._sql.clear_state_index)
+
+    def projector(self, name: str) -> tuple[int, str] | None:
+        """The projector's cursor (the next seq to index) and the digest of its definitions."""
+        row = self._conn.execute(self._sql.projector, (name,)).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    def set_projector(self, name: str, next_seq: int, definitions: str) -> None:
+        self._conn.execute(self._sql.set_projector, (name, next_seq, definitions))

@@ -40,6 +40,7 @@ class Dialect:
     leaf: str  # a row's leaf hash
     uuid: str  # a placeholder compared with a uuid column
     now: str  # the current time, as stored
+    contains: str  # whether text {0} holds text {1}, exactly (case and all)
 
 
 SQLITE: Final = Dialect(
@@ -52,6 +53,7 @@ SQLITE: Final = Dialect(
     leaf="e.leaf_hash",
     uuid="?",
     now="strftime('%Y-%m-%dT%H:%M:%fZ')",
+    contains="instr({0}, {1}) > 0",
 )
 POSTGRES: Final = Dialect(
     mark="%s",
@@ -63,6 +65,7 @@ POSTGRES: Final = Dialect(
     leaf="coalesce(e.leaf_hash, x.leaf_hash)",
     uuid="%s::uuid",
     now="now()",
+    contains="strpos({0}, {1}) > 0",
 )
 
 
@@ -105,6 +108,46 @@ class Queries:
             f"granted_by) VALUES ({m}, {m}, {m}, {d.now}, {m}) ON CONFLICT DO NOTHING"
         )
         self._render_log(d)
+        self._render_states(d)
+
+    def _render_states(self, d: Dialect) -> None:
+        """The derived states' index and the projector's cursor (receipts.project)."""
+        m, s = d.mark, d.schema
+        index = f"{s}ledger_state_index_v0"
+        self.state_index = (
+            f"SELECT seq, {d.text.format('logical_id')} FROM {index} "
+            f"WHERE state = {m} AND state_key = {m} ORDER BY seq"
+        )
+        # Every revision of what is filed under some (state, key) pairs, in one statement. The
+        # pairs OR-ed, not a VALUES list: both planners then look each pair up in the key.
+        self.state_receipts_in = (
+            f"SELECT DISTINCT i.state, i.state_key, {self.columns} FROM {index} i "
+            f"JOIN {d.journal} ON e.logical_id = i.logical_id WHERE {{}} ORDER BY e.seq"
+        )
+        self.state_index_pair = f"(i.state = {m} AND i.state_key = {m})"
+        self.add_state_index = (
+            f"INSERT INTO {index} (state, state_key, seq, logical_id) VALUES {{}} "
+            "ON CONFLICT DO NOTHING"
+        )
+        self.state_index_row = f"({m}, {m}, {m}, {d.uuid})"
+        self.entity_state_keys = (
+            f"SELECT DISTINCT i.state, i.state_key FROM {index} i "
+            f"JOIN {s}ledger_events_v0 e ON e.seq = i.seq "
+            f"WHERE e.entity_type = {m} AND e.entity_id = {m} ORDER BY i.state, i.state_key"
+        )
+        self.state_keys_naming = (
+            f"SELECT DISTINCT state, state_key FROM {index} WHERE state_key = {m} "
+            f"OR {d.contains.format('state_key', m)} ORDER BY state, state_key"
+        )
+        self.clear_state_index = f"DELETE FROM {index}"
+        self.projector = (
+            f"SELECT next_seq, definitions FROM {s}ledger_projector_v0 WHERE name = {m}"
+        )
+        self.set_projector = (
+            f"INSERT INTO {s}ledger_projector_v0 (name, next_seq, definitions) VALUES ({m}, {m}, "
+            f"{m}) ON CONFLICT (name) DO UPDATE SET next_seq = excluded.next_seq, "
+            "definitions = excluded.definitions"
+        )
 
     def _render_log(self, d: Dialect) -> None:
         """The Merkle log's tables: tree heads, checkpoints, signing keys."""

@@ -33,7 +33,7 @@ from ..errors import (
 from ..model import Receipt
 from ..tlog import Node
 from .base import Row, checked_receipt, pending_migrations, translating
-from .reads import LogReads, StoreReads
+from .reads import LogReads, StateIndex, StoreReads
 from .sql import SQLITE, Queries, receipt_of, stored_values
 
 SQL: Final = Queries(SQLITE)
@@ -71,7 +71,7 @@ def _translated() -> AbstractContextManager[None]:
     return translating(sqlite3.Error, translate)
 
 
-class _Txn(LogReads):
+class _Txn(LogReads, StateIndex):
     """Reads and writes inside one transaction (a consistent snapshot)."""
 
     _sql = SQL
@@ -86,6 +86,9 @@ class _Txn(LogReads):
 
     def find(self, ids: Iterable[str]) -> dict[str, Receipt]:
         return {r.id: r for r in self._select_in("id", ids)}
+
+    def revisions(self, logical_ids: Iterable[str]) -> list[Receipt]:
+        return self._select_in("logical_id", logical_ids)
 
     def heads(self, logical_ids: Iterable[str]) -> dict[str, Receipt]:
         out: dict[str, Receipt] = {}

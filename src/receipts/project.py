@@ -1,0 +1,206 @@
+"""The projector: files every receipt under the derived states' keys it folds into (the
+index ``Ledger.state`` reads), and checks the lifecycle rules at write.
+
+The ledger files the receipts it writes in the transaction that writes them, so its index is
+never behind its own writes. Rows it did not write (direct SQL inserts on PostgreSQL, a
+ledger from before the states existed, new state definitions) are filed from a persisted
+cursor: on the next write, or before the next answer (``catch_up``). The index is a function
+of the journal and the definitions only: made again from nothing it is the same, row for row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Final
+
+import orjson
+
+from .catalog import Catalog, StateDef
+from .catalog.states import SAME_ENTITY
+from .errors import ErrorDetail, RuleViolationError, TamperedError
+from .fold import Answer, Key, fold, key_text, own_key
+from .model import Receipt
+from .store.base import ReadTxn, Row, WriteTxn, checked_receipt
+
+NAME: Final = "states"  # the projector's row in ledger_projector_v0
+PAGE: Final = 5000
+IndexRow = tuple[str, str, int, str]  # state, key (RFC 8785 text), seq, logical_id
+
+
+class Projection:
+    """The catalog's states, ready to file receipts and check rules."""
+
+    def __init__(self, catalog: Catalog, *, rules: bool = True) -> None:
+        self.states = catalog.states
+        self._cursor = -1  # the next seq to file, as this process last left it
+        self.rules = rules
+        self.by_type: dict[str, list[StateDef]] = {}
+        for state in self.states.values():
+            for event_type in state.steps:
+                self.by_type.setdefault(event_type, []).append(state)
+        names = sorted((name, s.digest) for name, s in self.states.items())
+        self.digest = hashlib.sha256(repr(names).encode()).hexdigest()
+
+    # --- filing ---------------------------------------------------------------------------------
+
+    def rows(self, txn: ReadTxn, receipts: Iterable[Receipt]) -> list[IndexRow]:
+        """The index rows of ``receipts`` (in seq order; earlier ones may name the entity
+        keys of later ``same_entity`` events)."""
+        rows: list[IndexRow] = []
+        linked: dict[tuple[str, str, str], list[str]] = {}  # (state, entity) -> its keys
+        stored: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        for r in receipts:
+            for state in self.by_type.get(r.event_type, ()):
+                step = state.steps[r.event_type]
+                link = (state.name, r.entity_type, r.entity_id)
+                if step.key == (SAME_ENTITY,):
+                    entity = (r.entity_type, r.entity_id)
+                    if entity not in stored:
+                        stored[entity] = txn.entity_state_keys(*entity)
+                    keys = [k for s, k in stored[entity] if s == state.name]
+                    keys += [k for k in linked.get(link, []) if k not in keys]
+                else:
+                    key = own_key(state, r)
+                    keys = [] if key is None else [key_text(key)]
+                    for k in keys:
+                        if k not in linked.setdefault(link, []):
+                            linked[link].append(k)
+                rows += [(state.name, k, r.seq, r.logical_id) for k in keys]
+        return rows
+
+    def behind(self, txn: ReadTxn) -> bool:
+        """Whether the index misses receipts (or was made by other definitions)."""
+        found = txn.projector(NAME)
+        return found != (txn.next_seq(), self.digest)
+
+    def catch_up(self, txn: WriteTxn) -> int:
+        """File every receipt the index misses; returns how many receipts were read. Other
+        definitions than the index was made by: it is made again from the first receipt."""
+        found = txn.projector(NAME)
+        start = found[0] if found is not None and found[1] == self.digest else 0
+        if found is not None and start == 0:
+            txn.clear_state_index()
+        end = txn.next_seq()
+        for first in range(start, end, PAGE):
+            page = list(_intact(txn.rows(first, min(first + PAGE, end))))
+            txn.add_state_index(self.rows(txn, page))
+        if found != (end, self.digest):
+            txn.set_projector(NAME, end, self.digest)
+        return end - start
+
+    def rebuild(self, txn: WriteTxn) -> int:
+        txn.clear_state_index()
+        txn.set_projector(NAME, 0, self.digest)
+        return self.catch_up(txn)
+
+    def file_new(
+        self,
+        txn: WriteTxn,
+        new: Sequence[Receipt],
+        now: str,
+        pointers: Callable[[], dict[int, str]],
+    ) -> None:
+        """File the receipts this transaction inserted (and first what the index missed before
+        them), then check the lifecycle rules they touch: ``RuleViolationError`` (pointing at
+        ``pointers()[seq]``, the request of the receipt at that seq) aborts the transaction."""
+        if not new:
+            return
+        # Seqs are dense: if this process's last commit filed up to the first new seq, nobody
+        # wrote since, and the stored cursor need not be read.
+        cursor, self._cursor = self._cursor, -1  # until this transaction commits
+        if cursor != new[0].seq and txn.projector(NAME) != (new[0].seq, self.digest):
+            self.catch_up(txn)  # files the new rows too
+            rows = self.rows(txn, new)
+        else:
+            rows = self.rows(txn, new)
+            txn.add_state_index(rows)
+            txn.set_projector(NAME, new[-1].seq + 1, self.digest)
+        if self.rules:
+            self._check(txn, rows, new, now, pointers)
+
+    def committed(self, new: Sequence[Receipt]) -> None:
+        """The transaction that filed ``new`` committed: the stored cursor is past them."""
+        if new:
+            self._cursor = new[-1].seq + 1
+
+    # --- answers --------------------------------------------------------------------------------
+
+    def receipts(self, txn: ReadTxn, state: StateDef, key: Key) -> list[Receipt]:
+        """Every revision of every logical event filed under the key."""
+        logical = {lid for _, lid in txn.state_index(state.name, key_text(key))}
+        return txn.revisions(logical) if logical else []
+
+    # --- rules ----------------------------------------------------------------------------------
+
+    def _check(
+        self,
+        txn: WriteTxn,
+        rows: list[IndexRow],
+        new: Sequence[Receipt],
+        now: str,
+        pointers: Callable[[], dict[int, str]],
+    ) -> None:
+        """Refuse the new receipts if they break a transition that held before them: each
+        state and key they touch is folded without them and with them."""
+        first = new[0].seq
+        self._check_linked(rows, new, pointers)
+        touched = list(dict.fromkeys((s, k) for s, k, _, _ in rows if self.states[s].rules))
+        filed = txn.state_receipts(touched) if touched else {}  # one read for all the keys
+        for name, text in touched:
+            state = self.states[name]
+            key = tuple(orjson.loads(text))
+            receipts = filed[(name, text)]
+            before = fold(state, key, receipts, now=now, at_seq=first)
+            after = fold(state, key, receipts, now=now)
+            known = {v["logical_id"] for v in before.violations}
+            broken = [v for v in after.violations if v["logical_id"] not in known]
+            if broken:
+                pointer = pointers().get(broken[0]["seq"], "")
+                raise _violation(state, key, broken[0], before, pointer)
+
+    def _check_linked(
+        self, rows: list[IndexRow], new: Sequence[Receipt], pointers: Callable[[], dict[int, str]]
+    ) -> None:
+        """A rule's ``same_entity`` event (a lift) must find its entity's earlier receipts."""
+        filed = {(s, seq) for s, _, seq, _ in rows}
+        for r in new:
+            for state in self.by_type.get(r.event_type, ()):
+                step = state.steps[r.event_type]
+                if state.rules and step.key == (SAME_ENTITY,) and (state.name, r.seq) not in filed:
+                    entity = f"{r.entity_type}:{r.entity_id}"
+                    broken = {"event_type": r.event_type, "found": "nothing",
+                              "allowed": [f"an earlier receipt about {entity}"]}  # fmt: skip
+                    empty = Answer(state.name, (), {}, [])
+                    pointer = pointers().get(r.seq, "")
+                    raise _violation(state, (entity,), broken, empty, pointer)
+
+
+def _intact(rows: Iterable[Row]) -> Iterator[Receipt]:
+    """The receipts of ``rows``, leaving out a row that is not one (a direct insert the log
+    cannot take, an altered row): it is the audit's to name, and it must not stop the writes
+    of everyone else. Left out the same way every time, so a rebuild files what this did."""
+    for row in rows:
+        try:
+            yield checked_receipt(row)
+        except TamperedError:
+            continue
+
+
+def _violation(
+    state: StateDef, key: Key, broken: dict[str, Any], before: Answer, pointer: str
+) -> RuleViolationError:
+    found, event_type = broken["found"], broken["event_type"]
+    needs = " or ".join(map(repr, broken["allowed"]))
+    consulted = ", ".join(f"seq {e['seq']} {e['event_type']}" for e in before.evidence)
+    message = (
+        f"rule {state.name!r} refuses {event_type} for {state.name} {list(key)}: it needs "
+        f"{needs}, found {found!r} (receipts consulted: {consulted or 'none'})"
+    )
+    return RuleViolationError(
+        message,
+        [ErrorDetail(f"{pointer}/event_type", f"{state.name} is {found!r}; needs {needs}")],
+        rule=state.name,
+        found=found,
+        consulted=before.evidence,
+    )
