@@ -493,3 +493,30 @@ def test_the_doors_page_lists_every_state() -> None:
     page = (Path(__file__).resolve().parents[1] / "docs" / "doors.md").read_text()
     missing = [row for row in doors_table_rows() if row not in page.splitlines()]
     assert not missing, "docs/doors.md lacks (or has stale) rows:\n" + "\n".join(missing)
+
+
+def test_the_answer_bundle_parser_round_trips_and_names_what_is_wrong(ledger: Ledger) -> None:
+    from receipts import FormatError
+    from receipts.answer import AnswerBundle
+    from receipts.tlog import Signer
+
+    refund(ledger)
+    ledger.checkpoint(Signer.generate("example.com/doors"))
+    bundle = ledger.prove_state("refund", ["refund:rf_1"])
+    again = AnswerBundle.from_json(bundle.to_json())
+    assert again == bundle and again.to_json() == bundle.to_json()
+    with pytest.raises(FormatError, match="answer bundle is not JSON"):
+        AnswerBundle.from_json(b"{")
+    with pytest.raises(FormatError, match="answer bundle must be a JSON object") as caught:
+        AnswerBundle.from_json(b"[]")
+    assert caught.value.errors[0].message == "receipts/answer-bundle/v1"
+    doc = bundle.to_dict() | {"format": "v0", "extra": 1}
+    del doc["state"]
+    with pytest.raises(FormatError, match="malformed answer bundle") as caught:
+        AnswerBundle.from_json(orjson.dumps(doc))
+    assert [e.pointer for e in caught.value.errors] == ["/extra", "/format", "/state"]
+    doc = bundle.to_dict()
+    del doc["receipts"][0]["proof"]
+    with pytest.raises(FormatError) as caught:
+        AnswerBundle.from_json(orjson.dumps(doc))
+    assert caught.value.errors[0].pointer == "/receipts/0/proof"

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import orjson
 
-from .bundle import Bundle
+from .bundle import Bundle, json_object
 from .catalog.states import parse_states
 from .errors import ErrorDetail, FormatError, ReceiptsError, VerificationError
 from .fold import fold
@@ -46,12 +46,7 @@ class AnswerBundle:
 
     @classmethod
     def from_json(cls, data: str | bytes) -> AnswerBundle:
-        try:
-            doc = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            raise FormatError("answer bundle is not JSON", [ErrorDetail("", str(exc))]) from None
-        if type(doc) is not dict:
-            raise FormatError("answer bundle must be a JSON object", [ErrorDetail("", FORMAT)])
+        doc = json_object(data, "answer bundle", FORMAT)
         problems = [ErrorDetail(f"/{k}", "unknown field") for k in sorted(doc.keys() - _FIELDS)]
         if doc.get("format") != FORMAT:
             problems.append(ErrorDetail("/format", f"expected {FORMAT!r}"))

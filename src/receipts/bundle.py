@@ -45,6 +45,17 @@ class VerifiedReceipt:
         }
 
 
+def json_object(data: str | bytes, what: str, expected: str) -> dict[str, Any]:
+    """``data`` parsed as a JSON object, else ``FormatError`` naming ``what`` it should be."""
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise FormatError(f"{what} is not JSON", [ErrorDetail("", str(exc))]) from None
+    if type(doc) is not dict:
+        raise FormatError(f"{what} must be a JSON object", [ErrorDetail("", expected)])
+    return doc
+
+
 @dataclass(frozen=True, slots=True)
 class Bundle:
     entry: dict[str, Any]
@@ -62,16 +73,8 @@ class Bundle:
 
     @classmethod
     def from_json(cls, data: str | bytes) -> Bundle:
-        try:
-            doc = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            raise FormatError("bundle is not JSON", [ErrorDetail("", str(exc))]) from None
-        problems = []
-        if type(doc) is not dict:
-            raise FormatError(
-                "bundle must be a JSON object", [ErrorDetail("", "expected {entry, proof}")]
-            )
-        problems += [ErrorDetail(f"/{k}", "unknown field") for k in doc.keys() - _FIELDS]
+        doc = json_object(data, "bundle", "expected {entry, proof}")
+        problems = [ErrorDetail(f"/{k}", "unknown field") for k in doc.keys() - _FIELDS]
         entry, proof, rotations = doc.get("entry"), doc.get("proof"), doc.get("rotations", [])
         if type(entry) is not dict:
             problems.append(ErrorDetail("/entry", "expected the receipt's entry object"))
