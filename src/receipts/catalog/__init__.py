@@ -178,7 +178,7 @@ class Catalog:
             return self.states[name]
         except KeyError:
             close = difflib.get_close_matches(name, list(self.states), n=1)
-            hint = f"did you mean {close[0]!r}?" if close else "see `receipts state --list`"
+            hint = f"did you mean {close[0]!r}?" if close else "see `receipts catalog states`"
             raise NotFoundError(
                 f"unknown state {name!r}", [ErrorDetail("/state", f"not in the catalog; {hint}")]
             ) from None
