@@ -89,3 +89,24 @@ def test_why_and_the_list_of_states(api: Api) -> None:
     assert {"refund", "sanctions", "age_verification"} <= {s["name"] for s in states}
     bad = api.client.get("/v0/why/user:u-1?as_of=soon", headers=SERVICE)
     assert_problem(bad, 422, "validation_failed", ["/as_of"])
+
+
+def test_a_rule_violation_in_a_large_array_points_at_its_item(api: Api) -> None:
+    """Arrays of 16 and more have their receipts made ahead of the commit (on SQLite, in the
+    HTTP process): the refusal still names the item."""
+    batch = [refund(f"rf-{i}") for i in range(20)]
+    batch[17] = request("refund_completed", "rf-done")
+    body = assert_problem(api.post(batch), 409, "rule_violated", ["/17/event_type"])
+    assert body["rule"] == "refund" and api.ledger.size() == 0
+
+
+def test_a_rule_violation_over_cloudevents_points_at_the_type(api: Api) -> None:
+    from test_api_cloudevents import post_batch, post_structured, refund_event
+
+    done = refund_event("ce-done", "refund:rf-9", type="receipts.payments.refund_completed.v0",
+                        data={})  # fmt: skip
+    body = assert_problem(post_structured(api, done), 409, "rule_violated", ["/type"])
+    assert body["found"] == "none"
+    events = [refund_event(f"ce-{i}", f"refund:rf-{i}") for i in range(20)] + [done]
+    assert_problem(post_batch(api, events), 409, "rule_violated", ["/20/type"])
+    assert api.ledger.size() == 0

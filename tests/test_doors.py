@@ -3,7 +3,9 @@ a seq; lifecycle rules checked in the write transaction (docs/doors.md). Both ba
 
 from __future__ import annotations
 
+import itertools
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -255,12 +257,22 @@ def test_bad_questions_are_named(ledger: Ledger) -> None:
         ledger.state("refund", ["refund:r"], as_of="yesterday")
 
 
-def test_known_at_is_what_was_recorded_by_then(ledger: Ledger) -> None:
-    requested, _ = refund(ledger)
-    answer = ledger.state("refund", ["refund:rf_1"], known_at=requested.recorded_at)
-    assert answer.value["status"] in ("requested", "approved")  # same microsecond is possible
-    assert answer.as_of["recorded_at"] == requested.recorded_at
-    assert seqs(ledger.state("refund", ["refund:rf_1"], known_at="2000-01-01T00:00:00Z")) == []
+def test_known_at_is_what_was_recorded_by_then(ledger_url: str) -> None:
+    from receipts import Catalog
+    from receipts.store import open_store
+
+    start = datetime(2026, 12, 1, 10, tzinfo=UTC)
+    minutes = (start + timedelta(minutes=i) for i in itertools.count())  # one tick a stamp
+    catalog = Catalog.load()
+    with Ledger(open_store(ledger_url, catalog), catalog, clock=lambda: next(minutes)) as ledger:
+        requested, approved = refund(ledger)
+        assert requested.recorded_at < approved.recorded_at
+        answer = ledger.state("refund", ["refund:rf_1"], known_at=requested.recorded_at)
+        assert answer.value["status"] == "requested" and seqs(answer) == [requested.seq]
+        assert answer.as_of["recorded_at"] == requested.recorded_at
+        later = ledger.state("refund", ["refund:rf_1"], known_at=approved.recorded_at)
+        assert later.value["status"] == "approved"
+        assert seqs(ledger.state("refund", ["refund:rf_1"], known_at="2000-01-01T00:00:00Z")) == []
 
 
 def test_racing_writers_never_both_pass_a_rule(ledger_url: str) -> None:

@@ -123,7 +123,7 @@ class Batch:
     def _build(self, items: Iterable[ToCommit], seq: int, out: list[Receipt]) -> Iterator[Receipt]:
         """The new receipts, in seq order; ``out`` gets every item's receipt (new or prior)."""
         new, now, by_id, pointers = self.new, self.now, self.by_id, self.pointers
-        for item in items:
+        for position, item in enumerate(items):
             if len(item) == 3:  # pending: the receipt is made here
                 request, producer, pointer = item
                 receipt_id = request.id or str(uuid_utils.uuid7())
@@ -145,8 +145,8 @@ class Batch:
                     out.append(_retried(prior, request, producer, pointer))
                     continue
                 receipt = Receipt._make((seq, *made[1:]))
-            else:  # made ahead with an id of the ledger's making: new
-                receipt_id, pointer = item[1], ""
+            else:  # made ahead with an id of the ledger's making: new, from an array's item
+                receipt_id, pointer = item[1], f"/{position}"
                 receipt = Receipt._make((seq, *item[1:]))
             seq += 1
             pointers.append(pointer)

@@ -70,7 +70,7 @@ def key_part(value: Any) -> str:
 
 def key_text(key: Key) -> str:
     """How a key is stored: the RFC 8785 JSON array of its parts (no separator to collide)."""
-    return rfc8785.dumps(list(key)).decode()
+    return rfc8785_text(list(key))
 
 
 def own_key(state: StateDef, receipt: Receipt) -> Key | None:

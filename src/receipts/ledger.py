@@ -417,12 +417,27 @@ class Ledger:
                 f"state {name!r} is keyed by {len(state.key)} part(s)",
                 [ErrorDetail("/key", f"expected {' '.join(state.key_names)}")],
             )
+        return state, parts, self._filed([(state, parts)], visible_to)[0]
+
+    def _filed(
+        self, keys: Sequence[tuple[StateDef, Key]], visible_to: str | None
+    ) -> list[list[Receipt]]:
+        """The receipts filed under each state's key that the reader sees, in one read, the
+        index caught up first."""
         self._states_caught_up()
         with self.store.read() as txn:
-            receipts = self.projection.receipts(txn, state, parts)
-        if visible_to is not None:
-            receipts = [r for r in receipts if self.readable(r, visible_to)]
-        return state, parts, receipts
+            found = self.projection.receipts(txn, keys)
+        if visible_to is None:
+            return found
+        granted: dict[tuple[str, str], bool] = {}  # an entity's grant, looked up once
+
+        def lookup(entity_type: str, entity_id: str, user_id: str) -> bool:
+            entity = (entity_type, entity_id)
+            if entity not in granted:
+                granted[entity] = self.store.granted(entity_type, entity_id, user_id)
+            return granted[entity]
+
+        return [[r for r in rs if access.readable(r, visible_to, lookup)] for rs in found]
 
     def why(
         self,
@@ -436,20 +451,21 @@ class Ledger:
         """Every derived state about ``entity`` (TYPE:ID): the states its receipts file
         under, and those keyed by it (a sanctions target, a club member), with evidence."""
         entity_type, entity_id = split_entity(entity)
+        bounds = {k: _time_arg(k, v) for k, v in (("as_of", as_of), ("known_at", known_at))}
         self._states_caught_up()
         with self.store.read() as txn:
             found = set(txn.entity_state_keys(entity_type, entity_id))
             for exact, part in (((entity_type, entity_id), entity), ((entity,), entity_id)):
                 found.update(txn.state_keys_naming(key_text(exact), rfc8785_text(part)))
-        answers = []
-        for name, text in sorted(found):
-            if name in self.catalog.states:
-                key = tuple(orjson.loads(text))
-                answer = self.state(name, key, at_seq=at_seq, as_of=as_of, known_at=known_at,
-                                    visible_to=visible_to)  # fmt: skip
-                if answer.evidence:
-                    answers.append(answer)
-        return answers
+        keys = [(self.catalog.states[name], tuple(orjson.loads(text)))
+                for name, text in sorted(found) if name in self.catalog.states]  # fmt: skip
+        now = self._stamp()
+        answers = [
+            fold(state, key, receipts, now=now, at_seq=at_seq, valid_at=bounds["as_of"],
+                 known_at=bounds["known_at"])
+            for (state, key), receipts in zip(keys, self._filed(keys, visible_to), strict=True)
+        ]  # fmt: skip
+        return [a for a in answers if a.evidence]
 
     def rebuild_states(self) -> int:
         """Make the derived states' index again from the journal; returns the receipts read."""

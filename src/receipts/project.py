@@ -126,10 +126,11 @@ class Projection:
 
     # --- answers --------------------------------------------------------------------------------
 
-    def receipts(self, txn: ReadTxn, state: StateDef, key: Key) -> list[Receipt]:
-        """Every revision of every logical event filed under the key."""
-        logical = {lid for _, lid in txn.state_index(state.name, key_text(key))}
-        return txn.revisions(logical) if logical else []
+    def receipts(self, txn: ReadTxn, keys: Sequence[tuple[StateDef, Key]]) -> list[list[Receipt]]:
+        """Every revision of every logical event filed under each state's key: one read."""
+        texts = [(state.name, key_text(key)) for state, key in keys]
+        found = txn.state_receipts(texts) if texts else {}
+        return [found[text] for text in texts]
 
     # --- rules ----------------------------------------------------------------------------------
 

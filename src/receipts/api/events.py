@@ -58,15 +58,24 @@ def _to_request(event: dict[str, Any], service: Service) -> dict[str, Any]:
     return request
 
 
-def _data_pointer(pointer: str, prefix: str, ocn: bool) -> str:
-    """Payload errors point into the event's ``data``, where the sender put the value."""
+def _event_pointer(pointer: str, prefix: str, ocn: bool) -> str:
+    """A receipt request's pointer as the event's: payload errors point into ``data``, where
+    the sender put the value, and the event type is ``type``."""
     head = f"{prefix}/payload/data" if ocn else f"{prefix}/payload"
-    return f"{prefix}/data{pointer[len(head) :]}" if pointer.startswith(head) else pointer
+    if pointer.startswith(head):
+        return f"{prefix}/data{pointer[len(head) :]}"
+    return f"{prefix}/type" if pointer == f"{prefix}/event_type" else pointer
 
 
-def _in_data(detail: ErrorDetail, prefixes: list[str], ocn: list[bool], batch: bool) -> ErrorDetail:
-    i = int(detail.pointer.split("/")[1]) if batch else 0
-    return ErrorDetail(_data_pointer(detail.pointer, prefixes[i], ocn[i]), detail.message)
+def _in_event(
+    detail: ErrorDetail, prefixes: list[str], ocn: list[bool], batch: bool
+) -> ErrorDetail:
+    """``detail`` pointing into the event it names (an index, in a batch)."""
+    first = detail.pointer.split("/")[1] if detail.pointer.count("/") > 1 else ""
+    i = int(first) if batch and first.isascii() and first.isdigit() else 0
+    if i >= len(prefixes):
+        return detail
+    return ErrorDetail(_event_pointer(detail.pointer, prefixes[i], ocn[i]), detail.message)
 
 
 router = APIRouter(tags=["cloudevents"])
@@ -128,11 +137,11 @@ async def ingest(request: Request) -> Response:
         principal.claim(raw, prefix)
     try:
         pending = list(service.ledger.pending(requests, producer=producer, pointers=prefixes))
-    except ReceiptsError as error:
+        stored = await service.committer.submit(pending)
+    except ReceiptsError as error:  # refused when validated, or at commit (a rule, a conflict)
         ocn = [r["domain"] == "ocn" for r in requests]
-        error.errors = [_in_data(e, prefixes, ocn, batch) for e in error.errors]
+        error.errors = [_in_event(e, prefixes, ocn, batch) for e in error.errors]
         raise
-    stored = await service.committer.submit(pending)
     service.metrics.appended.labels(producer).inc(len(stored))
     answers = await run_in_threadpool(lambda: [_answer(service, r) for r in stored])
     headers, payload = to_batch(answers) if batch else to_structured(answers[0])

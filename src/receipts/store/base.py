@@ -236,14 +236,6 @@ class ReadTxn(Protocol):
 
     def checkpoints(self) -> Iterator[StoredCheckpoint]: ...
 
-    def revisions(self, logical_ids: Iterable[str]) -> list[Receipt]:
-        """Every revision of the logical events."""
-        ...
-
-    def state_index(self, state: str, key: str) -> list[tuple[int, str]]:
-        """``(seq, logical_id)`` of the receipts filed under a derived state's key."""
-        ...
-
     def state_receipts(
         self, keys: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], list[Receipt]]:

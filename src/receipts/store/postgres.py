@@ -177,13 +177,6 @@ class _Txn(LogReads, StateIndex):
         sql = f"{SQL.select} WHERE e.id = ANY(%s::uuid[])"
         return {r.id: r for r in map(receipt_of, self._rows(sql, [keys]))}
 
-    def revisions(self, logical_ids: Iterable[str]) -> list[Receipt]:
-        keys = list(dict.fromkeys(logical_ids))
-        if not keys:
-            return []
-        sql = f"{SQL.select} WHERE e.logical_id = ANY(%s::uuid[]) ORDER BY e.seq"
-        return list(map(receipt_of, self._rows(sql, [keys])))
-
     def heads(self, logical_ids: Iterable[str]) -> dict[str, Receipt]:
         keys = list(dict.fromkeys(logical_ids))
         if not keys:

@@ -101,11 +101,6 @@ class StateIndex:
     _sql: ClassVar[Queries]
     _conn: Any
 
-    def state_index(self, state: str, key: str) -> list[tuple[int, str]]:
-        """``(seq, logical_id)`` of every receipt filed under the state's key, in seq order."""
-        rows = self._conn.execute(self._sql.state_index, (state, key)).fetchall()
-        return [(int(seq), str(logical_id)) for seq, logical_id in rows]
-
     def state_receipts(
         self, keys: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], list[Receipt]]:

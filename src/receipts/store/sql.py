@@ -114,10 +114,6 @@ class Queries:
         """The derived states' index and the projector's cursor (receipts.project)."""
         m, s = d.mark, d.schema
         index = f"{s}ledger_state_index_v0"
-        self.state_index = (
-            f"SELECT seq, {d.text.format('logical_id')} FROM {index} "
-            f"WHERE state = {m} AND state_key = {m} ORDER BY seq"
-        )
         # Every revision of what is filed under some (state, key) pairs, in one statement. The
         # pairs OR-ed, not a VALUES list: both planners then look each pair up in the key.
         self.state_receipts_in = (

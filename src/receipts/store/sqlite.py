@@ -87,9 +87,6 @@ class _Txn(LogReads, StateIndex):
     def find(self, ids: Iterable[str]) -> dict[str, Receipt]:
         return {r.id: r for r in self._select_in("id", ids)}
 
-    def revisions(self, logical_ids: Iterable[str]) -> list[Receipt]:
-        return self._select_in("logical_id", logical_ids)
-
     def heads(self, logical_ids: Iterable[str]) -> dict[str, Receipt]:
         out: dict[str, Receipt] = {}
         for r in self._select_in("logical_id", logical_ids):
