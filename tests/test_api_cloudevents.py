@@ -281,13 +281,13 @@ def test_principals_and_producers_over_cloudevents(api: Api) -> None:
         post_structured(api, ocn_example("decision_approve"), AUTH_A),
         403,
         "forbidden",
-        ["/event_type"],
+        ["/type"],  # the event's own field, not the receipt request's
     )
     assert_problem(
         post_batch(api, [refund_event("u-2"), ocn_example("decision_approve")], AUTH_A),
         403,
         "forbidden",
-        ["/1/event_type"],
+        ["/1/type"],
     )
     assert post_structured(api, ocn_example("decision_approve"), EDGE_AUTH).status_code == 201
     # The payload's source must agree with the producer; the pointer is into `data`.
