@@ -8,7 +8,9 @@ shared between requests (nothing on the write path mutates a payload).
 
 Cycling every type over scattered entities breaks the lifecycle rules of docs/doors.md (a
 ``refund_completed`` with no approval), so the benches that write it open their ledgers with
-``rules=False``; the derived states are still filed.
+``rules=False``; the derived states are still filed, and the ledger records the switch: one
+``lifecycle_rules_suspended`` receipt with the first batch (``SWITCH``), one
+``lifecycle_rules_resumed`` when the ledger closes (docs/doors.md).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from receipts.catalog import Catalog
 # Every catalog type lists service_role_pipeline among its writers, and append_batch takes
 # one producer per call.
 PRODUCER = "service_role_pipeline"
+SWITCH = 1  # the lifecycle_rules_suspended receipt a ledger opened with rules=False writes first
 
 
 _DISTS = ("receipts", "eventsourcing", "jsonschema", "jsonschema-rs", "orjson", "rfc8785")

@@ -4,6 +4,7 @@ receipt requests built from each event type's catalog example."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,9 +124,19 @@ def ledger(ledger_url: str) -> Iterator[Ledger]:
 def unruled_ledger(ledger_url: str) -> Iterator[Ledger]:
     """A ledger that does not check the lifecycle rules (docs/doors.md), for sweeps that store
     each catalog type's example on its own: the rules would refuse a lone refund_completed.
-    tests/test_doors.py holds the rules themselves."""
-    with Ledger.open(ledger_url, rules=False) as opened:
+    tests/test_doors.py holds the rules themselves, and the record of a back-fill's switch."""
+    with Ledger.open(ledger_url, catalog=catalog_without_rules()) as opened:
         yield opened
+
+
+def catalog_without_rules() -> Catalog:
+    """The built-in catalog with no lifecycle rules (the states are still filed): nothing to
+    check, so nothing switched off to record (unlike ``Ledger.open(url, rules=False)``)."""
+    catalog = Catalog.load()
+    catalog.states = {
+        name: dataclasses.replace(state, rules=False) for name, state in catalog.states.items()
+    }
+    return catalog
 
 
 @pytest.fixture

@@ -27,10 +27,13 @@ DOMAINS = [
     "data_export",
     "device_capability",
     "ocn",
+    "ledger",
 ]
-# The ledger's own catalog (94 types in 9 domains) plus the OCN CloudEvent types.
+# The seed's catalog (94 types in 9 domains) plus the OCN CloudEvent types and the ledger's own
+# (the switch of the lifecycle rules, docs/doors.md).
 LEDGER_TYPES = 94
 OCN_TYPES = {"orca_decision", "orca_explanation", "weave_audit"}
+OWN_TYPES = {"lifecycle_rules_suspended", "lifecycle_rules_resumed"}
 PRODUCERS = {"client", "edge_function", "service_role_pipeline"}
 OWN_SOURCE = {
     "expertise_level_asserted",
@@ -53,6 +56,7 @@ EXPECTED_COUNTS = {
     "data_export": 5,
     "device_capability": 20,
     "ocn": 3,
+    "ledger": 2,
 }
 IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
 TOP_KEYS = {"domain", "title", "purpose", "event_types", "states"}
@@ -88,7 +92,7 @@ TYPES = [
 ]
 
 
-def test_exactly_the_ten_domain_files() -> None:
+def test_exactly_the_eleven_domain_files() -> None:
     assert sorted(p.stem for p in DATA_DIR.glob("*.json")) == sorted(DOMAINS)
 
 
@@ -103,12 +107,18 @@ def test_domain_file_shape(domain: str) -> None:
     assert len(doc["event_types"]) == EXPECTED_COUNTS[domain]
 
 
-def test_total_is_94_ledger_types_plus_the_ocn_types_and_names_unique() -> None:
+def test_total_is_94_seed_types_plus_the_ocn_and_own_types_and_names_unique() -> None:
     names = [name for doc in CATALOG.values() for name in doc["event_types"]]
-    ledger = [name for d, doc in CATALOG.items() if d != "ocn" for name in doc["event_types"]]
-    assert len(ledger) == LEDGER_TYPES
+    seed = [
+        name
+        for d, doc in CATALOG.items()
+        if d not in ("ocn", "ledger")
+        for name in doc["event_types"]
+    ]
+    assert len(seed) == LEDGER_TYPES
     assert set(CATALOG["ocn"]["event_types"]) == OCN_TYPES
-    assert len(names) == len(set(names)) == LEDGER_TYPES + len(OCN_TYPES)
+    assert set(CATALOG["ledger"]["event_types"]) == OWN_TYPES
+    assert len(names) == len(set(names)) == LEDGER_TYPES + len(OCN_TYPES) + len(OWN_TYPES)
     assert all(IDENT.match(n) for n in names)
 
 
@@ -135,8 +145,11 @@ def test_event_type_entry(domain: str, name: str, spec: dict[str, Any]) -> None:
     assert isinstance(writers, list) and writers
     assert len(set(writers)) == len(writers)
     assert set(writers) <= PRODUCERS
-    # every type is writable by the server side
-    assert {"edge_function", "service_role_pipeline"} <= set(writers)
+    # every type is writable by the server side; the ledger's own facts by the service only
+    if domain == "ledger":
+        assert writers == ["service_role_pipeline"]
+    else:
+        assert {"edge_function", "service_role_pipeline"} <= set(writers)
 
     assert spec["why"] is None or (isinstance(spec["why"], str) and spec["why"])
     assert isinstance(spec["own_source"], bool)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Sample
+from conftest import Sample, catalog_without_rules
 from receipts import Catalog, Ledger, PermissionDeniedError, Receipt, ValidationError
 from receipts.cloudevents import (
     cloudevent_to_request,
@@ -39,7 +39,9 @@ def two_ledgers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Ledg
     """A ledger and a second one to copy its receipts into (shared: opening one compiles the
     catalog's validators). Every type's example goes in on its own: no lifecycle rules."""
     folder = tmp_path_factory.mktemp("two")
-    one, two = (Ledger.open(folder / name, rules=False) for name in ("one.db", "two.db"))
+    one, two = (
+        Ledger.open(folder / name, catalog=catalog_without_rules()) for name in ("one.db", "two.db")
+    )
     with one, two:
         yield one, two
 

@@ -4,6 +4,8 @@ a seq; lifecycle rules checked in the write transaction (docs/doors.md). Both ba
 from __future__ import annotations
 
 import itertools
+import os
+import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,8 +14,11 @@ from typing import Any
 import hypothesis
 import hypothesis.strategies
 import orjson
+import psycopg
 import pytest
+import rfc8785
 
+from pg import insert_sql
 from receipts import Ledger, RuleViolationError, ValidationError
 from receipts.model import Receipt
 
@@ -230,10 +235,23 @@ def test_why_lists_every_state_about_an_entity(ledger: Ledger) -> None:
     write(ledger, "age_verification_submitted", "user:u_9", {"method": "document", "version": "2"})
     write(ledger, "moderation_action_applied", "moderation_action:ma_1", MUTE, occurred_at=T0)
     write(ledger, "club_role_granted", "club:k_1", {"role": "admin"}, owner_user_id="u_9")
+    # Named only in a state's value: a community's member, the user who asked for a refund.
+    write(ledger, "community_joined", "community:c_1", {"role": "member"}, owner_user_id="u_9")
+    write(ledger, "community_joined", "community:c_2", {"role": "member", "userId": "u_9"})
+    write(ledger, "community_joined", "community:c_3", {"role": "member"}, owner_user_id="u_1")
+    write(ledger, "refund_requested", "refund:rf_9", {**REQUESTED, "requestedByUserId": "u_9"})
     found = {(a.state, a.key) for a in ledger.why("user:u_9")}
     assert found == {("age_verification", ("user:u_9",)), ("sanctions", ("user", "u_9")),
-                     ("club_roles", ("club:k_1", "u_9"))}  # fmt: skip
+                     ("club_roles", ("club:k_1", "u_9")),
+                     ("community_membership", ("community:c_1",)),
+                     ("community_membership", ("community:c_2",)),
+                     ("refund", ("refund:rf_9",))}  # fmt: skip
     assert ledger.why("user:nobody") == []
+    before = [a.to_dict() for a in ledger.why("user:u_9")]
+    ledger.rebuild_states()
+    assert [a.to_dict() | {"as_of": None} for a in ledger.why("user:u_9")] == [
+        b | {"as_of": None} for b in before
+    ]
 
 
 def test_a_reader_sees_states_only_from_receipts_it_may_read(ledger: Ledger) -> None:
@@ -303,9 +321,17 @@ def test_racing_writers_never_both_pass_a_rule(ledger_url: str) -> None:
 
 
 def test_rules_switched_off_for_a_backfill(ledger_url: str) -> None:
-    with Ledger.open(ledger_url, rules=False) as backfill:
+    with Ledger.open(ledger_url, rules=False, rules_off_reason="2025 refunds") as backfill:
         done = write(backfill, "refund_completed", "refund:rf_1", {"providerRefundId": "re_1"})
         answer = backfill.state("refund", ["refund:rf_1"])
+        write(backfill, "refund_requested", "refund:rf_0", REQUESTED)
+        switch = backfill.state("lifecycle_rules", ["ledger:lifecycle_rules"])
+    # The switch is recorded in the transaction of the first receipt written unchecked, just
+    # before it, and its end when the writer closes.
+    assert (switch.value["status"], switch.value["reason"]) == ("suspended", "2025 refunds")
+    assert [e["seq"] for e in switch.evidence] == [done.seq - 1]
+    suspension = switch.evidence[0]["id"]
+    assert switch.value["openSuspensions"] == [suspension]
     assert answer.value["status"] == "completed"
     assert answer.violations == [{"seq": done.seq, "id": done.id, "logical_id": done.logical_id,
                                   "event_type": "refund_completed", "found": "none",
@@ -313,6 +339,22 @@ def test_rules_switched_off_for_a_backfill(ledger_url: str) -> None:
     with Ledger.open(ledger_url) as ledger:  # a known violation does not block what follows
         write(ledger, "refund_requested", "refund:rf_2", REQUESTED)
         assert ledger.state("refund", ["refund:rf_1"]).violations == answer.violations
+        switch = ledger.state("lifecycle_rules", ["ledger:lifecycle_rules"])
+        assert switch.value["status"] == "resumed" and switch.value["openSuspensions"] == []
+        assert switch.value["suspensions"] == 1 and len(switch.evidence) == 2
+        resumed = ledger.get(switch.evidence[1]["id"])
+        assert resumed.payload["suspension"] == suspension
+        assert resumed.payload["writer"].endswith(f"(pid {os.getpid()})")
+    # A writer that never writes records nothing; one that dies leaves its suspension open.
+    with Ledger.open(ledger_url, rules=False) as reader:
+        reader.state("refund", ["refund:rf_1"])
+    crashed = Ledger.open(ledger_url, rules=False)
+    write(crashed, "refund_requested", "refund:rf_3", REQUESTED)
+    crashed.store.close()  # no resumption recorded
+    with Ledger.open(ledger_url) as ledger:
+        switch = ledger.state("lifecycle_rules", ["ledger:lifecycle_rules"])
+        assert switch.value["status"] == "suspended" and switch.value["suspensions"] == 2
+        assert len(switch.value["openSuspensions"]) == 1
 
 
 def test_the_index_rebuilt_is_the_index_maintained(ledger: Ledger) -> None:
@@ -483,7 +525,11 @@ def test_the_command_line_answers_proves_and_refuses(tmp_path: Path) -> None:
         "entity_id": "rf_new", "payload": {}}).decode())  # fmt: skip
     assert backfill.code == 0, backfill.err
     assert cli("state", "refund", "refund:rf_new").json["violations"][0]["found"] == "none"
-    assert len(cli("catalog", "states").json) == 21
+    switched = cli("state", "lifecycle_rules", "ledger:lifecycle_rules").json
+    assert [e["event_type"] for e in switched["evidence"]] == [
+        "lifecycle_rules_suspended", "lifecycle_rules_resumed"]  # fmt: skip
+    assert switched["value"]["reason"] == "receipts --no-rules append"
+    assert len(cli("catalog", "states").json) == 22
 
 
 def doors_table_rows() -> list[str]:
@@ -532,3 +578,85 @@ def test_the_answer_bundle_parser_round_trips_and_names_what_is_wrong(ledger: Le
     with pytest.raises(FormatError) as caught:
         AnswerBundle.from_json(orjson.dumps(doc))
     assert caught.value.errors[0].pointer == "/receipts/0/proof"
+
+
+# --- the index: filed in the write transaction, in SQL by entity, made again from nothing ------
+
+AWKWARD_IDS = ["plain-1", 'quote"back\\slash', "tab\tnew\nline\x01\x1f\x7f", "é 😀 \u2028 ünï"]
+
+
+def index_rows(url: str) -> list[tuple[Any, ...]]:
+    """The index's rows, then the mentions' (entity, state, key)."""
+    index = "SELECT state, state_key, seq, logical_id::text FROM {}ledger_state_index_v0 "
+    index += "ORDER BY 3, 1, 2"
+    mentions = "SELECT entity, state, state_key FROM {}ledger_state_mentions_v0 ORDER BY 1, 2, 3"
+    if url.startswith("postgresql"):
+        with psycopg.connect(url) as conn:
+            return [tuple(r) for sql in (index, mentions)
+                    for r in conn.execute(sql.format("public."))]  # fmt: skip
+    with sqlite3.connect(url) as conn:
+        return [tuple(r) for sql in (index, mentions)
+                for r in conn.execute(sql.format("").replace("::text", ""))]  # fmt: skip
+
+
+def test_every_state_files_alike_at_write_after_a_direct_insert_and_rebuilt(
+    ledger_url: str,
+) -> None:
+    """Every catalog type's example under awkward entity ids (quotes, backslashes, control
+    characters, astral and line-separator characters), with revisions: the rows the write path
+    files (Python for payload keys, SQL for entity keys) are the rows a rebuild files from
+    nothing, and each key is the RFC 8785 array the fold looks up."""
+    ids = list(AWKWARD_IDS)
+    with Ledger.open(ledger_url, rules=False) as ledger:
+        catalog = ledger.catalog
+        for n, entity_id in enumerate(AWKWARD_IDS):
+            batch = [
+                {
+                    "domain": t.domain,
+                    "event_type": t.name,
+                    "entity_type": entity_type,
+                    "entity_id": entity_id,
+                    "payload": dict(t.example or {}),
+                    "owner_user_id": "u_1",
+                }
+                for t in catalog
+                for entity_type in t.entity_types[n % len(t.entity_types) :][:1]
+            ]
+            ledger.append_batch(batch, producer="service_role_pipeline")
+        heads = ledger.current(f"moderation_action:{AWKWARD_IDS[1]}")
+        lift = next(h for h in heads if h.event_type == "moderation_action_lifted")
+        applied = next(h for h in heads if h.event_type == "moderation_action_applied")
+        ledger.amend(applied.id, {**applied.payload, "targetId": 'u "9"'})
+        if ledger_url.startswith("postgresql"):  # filed by the next write's catch-up
+            direct = {"domain": "payments", "event_type": "refund_requested",
+                      "entity_type": "refund", "entity_id": "direct\t\"1\"",
+                      "payload": REQUESTED}  # fmt: skip
+            with psycopg.connect(ledger_url, autocommit=True) as conn:
+                insert_sql(conn, direct)
+            ids.append(direct["entity_id"])
+        ledger.void(lift.id, "wrong", "admin")
+        maintained = index_rows(ledger_url)
+        filed = [row for row in maintained if len(row) == 4]
+        assert {s for s, _, _, _ in filed} == set(catalog.states)
+        assert {row[1] for row in maintained if len(row) == 3} == {
+            s.name for s in catalog.states.values() if s.about
+        }
+        for state, text, _, _ in filed:
+            assert text == rfc8785.dumps(orjson.loads(text)).decode(), (state, text)
+        for entity_id in ids:  # looked up by the key the fold makes in Python
+            assert ledger.state("refund", [f"refund:{entity_id}"]).evidence
+        assert ledger.rebuild_states() == ledger.size()
+        assert index_rows(ledger_url) == maintained
+
+
+@hypothesis.given(parts=hypothesis.strategies.lists(hypothesis.strategies.text(), max_size=3))
+def test_a_key_is_stored_as_its_rfc8785_text(parts: list[str]) -> None:
+    from receipts.fold import key_text
+    from receipts.store.sql import SQLITE
+
+    expected = rfc8785.dumps(parts).decode()
+    assert key_text(tuple(parts)) == expected
+    if len(parts) == 1 and "\x00" not in parts[0]:  # SQLite's json_quote stops at NUL
+        with sqlite3.connect(":memory:") as conn:
+            quoted = conn.execute(f"SELECT {SQLITE.json_string.format('?')}", parts).fetchone()
+        assert f"[{quoted[0]}]" == expected

@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from conftest import catalog_without_rules
 from receipts import Ledger, Receipt, canonical_bytes
 from receipts.cli.demo import demo_id, story
 from receipts.errors import VerificationError
@@ -170,7 +171,7 @@ def log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Log]:
     signer = Signer.generate(ORIGIN)
     path = tmp_path_factory.mktemp("interop") / "ledger.db"
     # The filler repeats the demo's receipts out of their lifecycles: no rules (docs/doors.md).
-    with Ledger.open(path, signer=signer, rules=False) as ledger:
+    with Ledger.open(path, signer=signer, catalog=catalog_without_rules()) as ledger:
         checkpoints = {}
         items = story()
         for upto in CHECKPOINT_SIZES:
@@ -327,7 +328,9 @@ def test_go_opens_a_rotation_statement_signed_by_both_keys(go_verify: Path, tmp_
     """What an auditor in Go does with a rotation: open the note with the old and the new key
     (both must have signed), read the text, then check the new key's checkpoints."""
     old = Signer.generate(ORIGIN)
-    with Ledger.open(tmp_path / "rotated.db", signer=old, rules=False) as ledger:
+    with Ledger.open(
+        tmp_path / "rotated.db", signer=old, catalog=catalog_without_rules()
+    ) as ledger:
         ledger.append_batch(_filler(3))
         ledger.checkpoint()
         record = ledger.rotate_key(tmp_path / "new.key")

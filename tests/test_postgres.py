@@ -218,6 +218,7 @@ def test_migrations_apply_twice_and_keep_supabase_functions(pg_template: str) ->
             "0009",
             "0010",
             "0011",
+            "0012",
         ]
         first.close()
         second = PostgresStore(url)

@@ -12,11 +12,12 @@ time (valid time). Pure: the caller passes the time of "now".
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Final
 
+import orjson
 import rfc8785
 
 from .catalog.states import SAME_ENTITY, StateDef, Step
@@ -69,7 +70,14 @@ def key_part(value: Any) -> str:
 
 
 def key_text(key: Key) -> str:
-    """How a key is stored: the RFC 8785 JSON array of its parts (no separator to collide)."""
+    """How a key is stored: the RFC 8785 JSON array of its parts (no separator to collide).
+    The parts are strings, which orjson writes as RFC 8785 does (tested on every character
+    class); anything else goes the long way."""
+    if all(type(part) is str for part in key):
+        try:
+            return orjson.dumps(list(key)).decode()
+        except orjson.JSONEncodeError:  # a lone surrogate: rfc8785 says what is wrong
+            pass
     return rfc8785_text(list(key))
 
 
@@ -163,24 +171,52 @@ def fold(
     that may file under it; others are ignored). ``entity_keys`` gives the keys a
     ``same_entity`` event files under (default: those of its entity's events in
     ``receipts``)."""
+    folder = _Folder(state)
+    evidence = [
+        _evidence(head)
+        for head in _fold_into(folder, key, receipts, at_seq, valid_at, known_at, entity_keys)
+    ]
+    judged_at = valid_at or now
+    as_of = {"seq": at_seq, "recorded_at": known_at, "occurred_at": valid_at,
+             "judged_at": judged_at}  # fmt: skip
+    return Answer(state.name, key, folder.value(judged_at), evidence, folder.violations,
+                  as_of, state.digest)  # fmt: skip
+
+
+def violations(
+    state: StateDef, key: Key, receipts: Iterable[Receipt], *, at_seq: int | None = None
+) -> list[dict[str, Any]]:
+    """The transitions ``fold`` would name as not allowed, and nothing else (what a rule
+    checks at write): no value made, no evidence listed."""
+    folder = _Folder(state, rules_only=True)
+    for _ in _fold_into(folder, key, receipts, at_seq, None, None, None):
+        pass
+    return folder.violations
+
+
+def _fold_into(
+    folder: _Folder,
+    key: Key,
+    receipts: Iterable[Receipt],
+    at_seq: int | None,
+    valid_at: str | None,
+    known_at: str | None,
+    entity_keys: Callable[[Receipt], Sequence[Key]] | None,
+) -> Iterator[Receipt]:
+    """Apply to ``folder`` the head of each logical event that files under ``key``, in ledger
+    order; yields each head (a void's too: it is evidence of a removal)."""
+    state = folder.state
     events = current_events(receipts, at_seq, known_at)
     lookup = entity_keys or _entity_keys_in(state, [e.head for e in events if e.head.op != "void"])
-    folder = _Folder(state)
-    evidence = []
     for event in events:
         head = event.head
         if valid_at is not None and head.occurred_at > valid_at:
             continue
         if key not in _keys(state, event.keyed, lookup):
             continue
-        evidence.append(_evidence(head))
+        yield head
         if head.op != "void":
             folder.apply(state.steps[head.event_type], head)
-    judged_at = valid_at or now
-    as_of = {"seq": at_seq, "recorded_at": known_at, "occurred_at": valid_at,
-             "judged_at": judged_at}  # fmt: skip
-    return Answer(state.name, key, folder.value(judged_at), evidence, folder.violations,
-                  as_of, state.digest)  # fmt: skip
 
 
 def _keys(
@@ -211,8 +247,9 @@ def _entity_keys_in(
 class _Folder:
     """Applies steps to one key's value, recording transitions the state does not allow."""
 
-    def __init__(self, state: StateDef) -> None:
+    def __init__(self, state: StateDef, *, rules_only: bool = False) -> None:
         self.state = state
+        self.rules_only = rules_only  # only what can break a rule: transitions, timed facts
         self.record: dict[str, Any] = {}
         if state.initial is not None:
             self.record["status"] = state.initial
@@ -230,6 +267,12 @@ class _Folder:
             record["status"] = step.target
             record["since"] = r.occurred_at
         ops = step.ops
+        if self.rules_only:
+            if "start" in ops:
+                self._start(ops["start"], r)
+            if "end" in ops:
+                self._end(ops["end"], r)
+            return
         for name, source in ops.get("set", {}).items():
             value = resolve(source, r)
             if value is not MISSING:

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime
-from itertools import repeat
+from itertools import chain, repeat
 from pathlib import Path
 from typing import Any, Final
 
@@ -40,7 +40,7 @@ from .errors import (
 from .fold import Answer, Key, fold, key_text, rfc8785_text
 from .merkle import TreeHead
 from .model import Receipt, format_time, normalize_time, normalize_uuid, split_entity
-from .project import Projection
+from .project import Projection, Suspension
 from .store import open_store
 from .store.base import Query, Store, StoredCheckpoint, StoredKey, tampered
 from .tlog import Checkpoint, KeyChain, Signer, TlogProof, Verifier, parse_note, verify_inclusion
@@ -66,6 +66,7 @@ class Ledger:
         signer: Signer | None = None,
         integrate_on_append: bool | None = None,
         rules: bool = True,
+        rules_off_reason: str = "a back-fill (Ledger opened with rules=False)",
     ) -> None:
         self.store = store
         self.integrate_on_append = (
@@ -76,6 +77,9 @@ class Ledger:
         self.projection = Projection(self.catalog, rules=rules)
         self.signer = signer
         self._clock = clock
+        # Writing with the rules off is recorded: a lifecycle_rules_suspended receipt in the
+        # transaction of the first receipt written so, lifecycle_rules_resumed on close.
+        self._rules_off = Suspension(rules_off_reason) if self.projection.suspends else None
 
     @classmethod
     def open(
@@ -85,17 +89,22 @@ class Ledger:
         catalog_files: Iterable[str | Path] = (),
         signer: Signer | None = None,
         rules: bool = True,
+        rules_off_reason: str = "a back-fill (Ledger opened with rules=False)",
+        catalog: Catalog | None = None,
     ) -> Ledger:
         """Open (and create or migrate) the ledger at ``url``; default ``receipts.db`` (the
         command line's default, ``$RECEIPTS_DB``, is ``dburl.default_url``).
 
         The checkpoint signer defaults to the key file (``DatabaseUrl.key_path``), or the one a
         rotation wrote beside it that holds the ledger's current key, if there is one.
-        ``rules=False`` writes without checking the lifecycle rules (a back-fill).
+        ``rules=False`` writes without checking the lifecycle rules (a back-fill), and records
+        that it does, with ``rules_off_reason`` (docs/doors.md). ``catalog`` is a catalog made
+        in memory, instead of the built-in one and ``catalog_files``.
         """
         where = DatabaseUrl.parse(url or DEFAULT_DB)
-        catalog = Catalog.load(catalog_files)
-        ledger = cls(open_store(where, catalog), catalog, signer=signer, rules=rules)
+        catalog = catalog or Catalog.load(catalog_files)
+        store = open_store(where, catalog)
+        ledger = cls(store, catalog, signer=signer, rules=rules, rules_off_reason=rules_off_reason)
         if signer is None:
             try:
                 ledger.signer = keys.find_signer(where.key_path(), ledger._recorded_key())
@@ -105,7 +114,15 @@ class Ledger:
         return ledger
 
     def close(self) -> None:
-        self.store.close()
+        """Close the store; a writer that suspended the rules first records that it resumes
+        them (if it cannot, the suspension stays open in the ledger: what it claims is true)."""
+        try:
+            if self._rules_off is not None and self._rules_off.receipt_id is not None:
+                request = self._rules_off.resumed()
+                with suppress(ReceiptsError):
+                    self.append(request)
+        finally:
+            self.store.close()
 
     @property
     def location(self) -> str:
@@ -214,6 +231,10 @@ class Ledger:
         """Store ``items`` in one transaction. ``ids`` and ``targets`` must include every
         request's id and supersedes_id (they are looked up before the first row is written)."""
         now = format_time(self._clock())
+        off = self._rules_off
+        switch = off is not None and off.receipt_id is None
+        if off is not None and switch:  # recorded with the first receipt written unchecked
+            items = chain(self.pending([off.suspended()], pointers=[""]), items)
         with self.store.write() as txn:
             batch = Batch(txn, now)
             stored = batch.run(items, ids, targets)
@@ -221,6 +242,9 @@ class Ledger:
             if self.integrate_on_append:
                 merkle.integrate_appended(txn, batch.new, now)
         self.projection.committed(batch.new)
+        if off is not None and switch:
+            off.receipt_id = stored[0].id
+            return stored[1:]
         return stored
 
     def commit_groups(
@@ -449,12 +473,14 @@ class Ledger:
         visible_to: str | None = None,
     ) -> list[Answer]:
         """Every derived state about ``entity`` (TYPE:ID): the states its receipts file
-        under, and those keyed by it (a sanctions target, a club member), with evidence."""
+        under, those keyed by it (a sanctions target, a club member) and those whose value
+        names it (a community's member: the state's ``about``), with evidence."""
         entity_type, entity_id = split_entity(entity)
         bounds = {k: _time_arg(k, v) for k, v in (("as_of", as_of), ("known_at", known_at))}
         self._states_caught_up()
         with self.store.read() as txn:
             found = set(txn.entity_state_keys(entity_type, entity_id))
+            found.update(txn.state_keys_mentioning(entity))
             for exact, part in (((entity_type, entity_id), entity), ((entity,), entity_id)):
                 found.update(txn.state_keys_naming(key_text(exact), rfc8785_text(part)))
         keys = [(self.catalog.states[name], tuple(orjson.loads(text)))

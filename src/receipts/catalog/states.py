@@ -56,6 +56,7 @@ class StateDef:
     key: tuple[Any, ...]  # sources, one per part of the key
     key_names: tuple[str, ...]
     entity_types: tuple[str, ...] | None  # only receipts about these (None: any)
+    about: dict[str, Any]  # entity type -> the source of the id of another entity it names
     initial: str | None  # a machine's first status
     rules: bool  # whether its transitions are enforced at write
     values: str
@@ -115,6 +116,7 @@ def _state(domain: str, name: str, spec: dict[str, Any], origin: str) -> StateDe
         key=tuple(spec["key"]),
         key_names=tuple(spec.get("key_names") or [_key_name(k) for k in spec["key"]]),
         entity_types=tuple(spec["entity_types"]) if "entity_types" in spec else None,
+        about=dict(spec.get("about", {})),
         initial=spec.get("initial", NONE) if kind == "machine" else None,
         rules=bool(spec.get("rules", False)),
         values=spec.get("values", ""),

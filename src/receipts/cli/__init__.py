@@ -81,10 +81,13 @@ def _hint(expects: str) -> None:
 
 
 class _Context:
-    def __init__(self, db: str, catalogs: tuple[str, ...], rules: bool = True) -> None:
+    def __init__(
+        self, db: str, catalogs: tuple[str, ...], rules: bool = True, command: str = ""
+    ) -> None:
         self.db = DatabaseUrl.parse(db)
         self.catalogs = catalogs
         self.rules = rules
+        self.command = command  # the subcommand run
         self._ledger: Ledger | None = None
 
     @property
@@ -97,7 +100,12 @@ class _Context:
     @property
     def ledger(self) -> Ledger:
         if self._ledger is None:
-            self._ledger = Ledger.open(self.db, catalog_files=self.catalogs, rules=self.rules)
+            self._ledger = Ledger.open(
+                self.db,
+                catalog_files=self.catalogs,
+                rules=self.rules,
+                rules_off_reason=f"receipts --no-rules {self.command}",
+            )
         return self._ledger
 
     @property
@@ -143,7 +151,9 @@ _key_file_option = click.option(
 def cli(ctx: click.Context, db: str, catalogs: tuple[str, ...], no_rules: bool) -> None:
     """A verifiable receipts ledger."""
     extra = tuple(p for p in os.environ.get("RECEIPTS_CATALOG", "").split(os.pathsep) if p)
-    ctx.obj = _Context(db, extra + catalogs, rules=not no_rules)
+    ctx.obj = _Context(
+        db, extra + catalogs, rules=not no_rules, command=ctx.invoked_subcommand or ""
+    )
     ctx.call_on_close(ctx.obj.close)
 
 

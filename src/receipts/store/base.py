@@ -237,13 +237,17 @@ class ReadTxn(Protocol):
     def checkpoints(self) -> Iterator[StoredCheckpoint]: ...
 
     def state_receipts(
-        self, keys: Sequence[tuple[str, str]]
+        self, keys: Sequence[tuple[str, str]], known: dict[int, Receipt] | None = None
     ) -> dict[tuple[str, str], list[Receipt]]:
         """Every revision of every logical event filed under each ``(state, key)``."""
         ...
 
     def entity_state_keys(self, entity_type: str, entity_id: str) -> list[tuple[str, str]]:
         """``(state, key)`` of every state a receipt about the entity files under."""
+        ...
+
+    def state_keys_mentioning(self, entity: str) -> list[tuple[str, str]]:
+        """``(state, key)`` of every state whose value names ``entity`` (TYPE:ID)."""
         ...
 
     def state_keys_naming(self, exact: str, part: str) -> list[tuple[str, str]]:
@@ -286,6 +290,14 @@ class WriteTxn(ReadTxn, Protocol):
     def add_key(self, key: StoredKey) -> None: ...
 
     def add_state_index(self, rows: Sequence[tuple[str, str, int, str]]) -> None: ...
+
+    def add_state_mentions(self, rows: Sequence[tuple[str, str, str]]) -> None: ...
+
+    def file_by_entity(
+        self, steps: Sequence[tuple[str, str, str]], start: int, end: int
+    ) -> None: ...
+
+    def rows_of_types(self, event_types: Sequence[str], start: int, end: int) -> list[Row]: ...
 
     def clear_state_index(self) -> None: ...
 

@@ -102,27 +102,58 @@ class StateIndex:
     _conn: Any
 
     def state_receipts(
-        self, keys: Sequence[tuple[str, str]]
+        self, keys: Sequence[tuple[str, str]], known: dict[int, Receipt] | None = None
     ) -> dict[tuple[str, str], list[Receipt]]:
         """Every revision of every logical event filed under each ``(state, key)``, in seq
-        order: one statement per 400 keys."""
+        order: one statement per 400 keys. A row whose seq is in ``known`` (receipts this
+        transaction wrote) is taken from there rather than read again."""
+        known = known or {}
         out: dict[tuple[str, str], list[Receipt]] = {k: [] for k in keys}
         for i in range(0, len(keys), 400):
             chunk = keys[i : i + 400]
             pairs = " OR ".join([self._sql.state_index_pair] * len(chunk))
             args = [part for pair in chunk for part in pair]
             for row in self._conn.execute(self._sql.state_receipts_in.format(pairs), args):
-                out[(str(row[0]), str(row[1]))].append(receipt_of(row[2:]))
+                made = known.get(row[2])
+                out[(str(row[0]), str(row[1]))].append(made or receipt_of(row[2:]))
         return out
 
     def add_state_index(self, rows: Sequence[tuple[str, str, int, str]]) -> None:
         """File receipts under states' keys: ``(state, key, seq, logical_id)`` each."""
+        self._insert(self._sql.add_state_index, self._sql.state_index_row, rows)
+
+    def add_state_mentions(self, rows: Sequence[tuple[str, str, str]]) -> None:
+        """Note that states name entities in their values: ``(entity, state, key)`` each."""
+        self._insert(self._sql.add_state_mentions, self._sql.state_mention_row, rows)
+
+    def _insert(self, sql: str, row: str, rows: Sequence[tuple[Any, ...]]) -> None:
         for i in range(0, len(rows), 200):  # multi-row INSERTs: one round trip per 200 rows
             chunk = rows[i : i + 200]
-            values = ", ".join([self._sql.state_index_row] * len(chunk))
-            self._conn.execute(
-                self._sql.add_state_index.format(values), [v for r in chunk for v in r]
-            )
+            values = ", ".join([row] * len(chunk))
+            self._conn.execute(sql.format(values), [v for r in chunk for v in r])
+
+    def state_keys_mentioning(self, entity: str) -> list[tuple[str, str]]:
+        """``(state, key)`` of every state whose value names ``entity`` (TYPE:ID)."""
+        rows = self._conn.execute(self._sql.state_keys_mentioning, (entity,)).fetchall()
+        return [(str(state), str(key)) for state, key in rows]
+
+    def file_by_entity(self, steps: Sequence[tuple[str, str, str]], start: int, end: int) -> None:
+        """File the receipts with seqs in [start, end) whose type a state keyed by the entity
+        folds under that entity's key, in one statement: ``steps`` are ``(event type, state,
+        entity type or '' for any)``. The key is made from the row's columns."""
+        if steps:
+            values = ", ".join([self._sql.file_by_entity_row] * len(steps))
+            args = [v for step in steps for v in step]
+            self._conn.execute(self._sql.file_by_entity.format(values), [*args, start, end])
+
+    def rows_of_types(self, event_types: Sequence[str], start: int, end: int) -> list[Row]:
+        """The journal's rows of ``event_types`` with seqs in [start, end), in seq order, as
+        stored (unchecked)."""
+        if not event_types:
+            return []
+        marks = ", ".join([self._sql.dialect.mark] * len(event_types))
+        sql = self._sql.rows_of_types.format(marks)
+        return [Row.of(r) for r in self._conn.execute(sql, [start, end, *event_types])]
 
     def entity_state_keys(self, entity_type: str, entity_id: str) -> list[tuple[str, str]]:
         """``(state, key)`` of every state a receipt about the entity files under."""
@@ -137,6 +168,7 @@ class StateIndex:
 
     def clear_state_index(self) -> None:
         self._conn.execute(self._sql.clear_state_index)
+        self._conn.execute(self._sql.clear_state_mentions)
 
     def projector(self, name: str) -> tuple[int, str] | None:
         """The projector's cursor (the next seq to index) and the digest of its definitions."""

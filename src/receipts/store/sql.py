@@ -41,6 +41,7 @@ class Dialect:
     uuid: str  # a placeholder compared with a uuid column
     now: str  # the current time, as stored
     contains: str  # whether text {0} holds text {1}, exactly (case and all)
+    json_string: str  # text {} as a JSON string (the same as RFC 8785's: tested)
 
 
 SQLITE: Final = Dialect(
@@ -54,6 +55,7 @@ SQLITE: Final = Dialect(
     uuid="?",
     now="strftime('%Y-%m-%dT%H:%M:%fZ')",
     contains="instr({0}, {1}) > 0",
+    json_string="json_quote({})",
 )
 POSTGRES: Final = Dialect(
     mark="%s",
@@ -66,6 +68,7 @@ POSTGRES: Final = Dialect(
     uuid="%s::uuid",
     now="now()",
     contains="strpos({0}, {1}) > 0",
+    json_string="to_json(({})::text)::text",
 )
 
 
@@ -126,6 +129,22 @@ class Queries:
             "ON CONFLICT DO NOTHING"
         )
         self.state_index_row = f"({m}, {m}, {m}, {d.uuid})"
+        # File the receipts of [start, end) under their entity's key ('["type:id"]') for the
+        # states keyed by the entity alone: (event type, state, entity type or '') rows in {}.
+        entity_key = "'[' || " + d.json_string.format("e.entity_type || ':' || e.entity_id")
+        self.file_by_entity = (
+            f"WITH f (event_type, state, entity_type) AS (VALUES {{}}) "
+            f"INSERT INTO {index} (state, state_key, seq, logical_id) "
+            f"SELECT f.state, {entity_key} || ']', e.seq, e.logical_id "
+            f"FROM {s}ledger_events_v0 e JOIN f ON f.event_type = e.event_type "
+            f"AND (f.entity_type = '' OR f.entity_type = e.entity_type) "
+            f"WHERE e.seq >= {m} AND e.seq < {m} ON CONFLICT DO NOTHING"
+        )
+        self.file_by_entity_row = f"({m}, {m}, {m})"
+        self.rows_of_types = (
+            f"{self.select} WHERE e.seq >= {m} AND e.seq < {m} AND e.event_type IN ({{}}) "
+            "ORDER BY e.seq"
+        )
         self.entity_state_keys = (
             f"SELECT DISTINCT i.state, i.state_key FROM {index} i "
             f"JOIN {s}ledger_events_v0 e ON e.seq = i.seq "
@@ -136,6 +155,15 @@ class Queries:
             f"OR {d.contains.format('state_key', m)} ORDER BY state, state_key"
         )
         self.clear_state_index = f"DELETE FROM {index}"
+        mentions = f"{s}ledger_state_mentions_v0"
+        self.add_state_mentions = (
+            f"INSERT INTO {mentions} (entity, state, state_key) VALUES {{}} ON CONFLICT DO NOTHING"
+        )
+        self.state_mention_row = f"({m}, {m}, {m})"
+        self.state_keys_mentioning = (
+            f"SELECT state, state_key FROM {mentions} WHERE entity = {m} ORDER BY state, state_key"
+        )
+        self.clear_state_mentions = f"DELETE FROM {mentions}"
         self.projector = (
             f"SELECT next_seq, definitions FROM {s}ledger_projector_v0 WHERE name = {m}"
         )
