@@ -12,6 +12,7 @@ import jwt
 import pytest
 
 from receipts.bundle import Bundle
+from receipts.tlog import TlogProof
 from test_api_support import (
     ANON,
     AUTH_A,
@@ -332,6 +333,34 @@ def test_grants_widen_an_end_users_view_at_once(api: Api) -> None:
     later = api.append(refund("r-b", owner_user_id="user-c"))
     items = api.client.get("/v0/receipts", headers=AUTH_A).json()["items"]
     assert [r["id"] for r in items] == [other["id"], later["id"]]
+
+
+def test_a_proof_by_leaf_hash_needs_no_credentials_and_gives_only_hashes(api: Api) -> None:
+    """Whoever holds a leaf hash (an OCN audit's transaction_hash) checks it is in the log with
+    no token; the answer holds hashes and the signed checkpoint, never the entry."""
+    row = api.append(refund("r-a", owner_user_id=USER_A))
+    other = api.append(refund("r-b", owner_user_id=USER_B))
+    api.wait_checkpoint(2)
+    for headers in ({}, ANON, AUTH_B):
+        url = f"/v0/proofs/inclusion?seq={row['seq']}&leaf_hash={row['leaf_hash']}"
+        response = api.client.get(url, headers=headers)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert set(body) == {"leaf_hash", "proof"}
+        proof = TlogProof.from_text(body["proof"])
+        assert proof.index == row["seq"]
+        proof.verify(bytes.fromhex(row["leaf_hash"]), api.signer.verifier())
+        assert row["id"] not in response.text and "r-a" not in response.text
+    # The hash of another leaf, or a seq past the tree: not found, and nothing said about it.
+    for seq, leaf in ((row["seq"], other["leaf_hash"]), (7, row["leaf_hash"])):
+        url = f"/v0/proofs/inclusion?seq={seq}&leaf_hash={leaf}"
+        problem = assert_problem(api.client.get(url), 404, "not_found", ["/leaf_hash"])
+        assert row["leaf_hash"] not in str(problem) or leaf == row["leaf_hash"]
+        assert other["leaf_hash"] not in str(problem) or leaf == other["leaf_hash"]
+    missing = api.client.get(f"/v0/proofs/inclusion?leaf_hash={row['leaf_hash']}")
+    assert_problem(missing, 422, "validation_failed", ["/seq"])
+    upper = api.client.get(f"/v0/proofs/inclusion?seq=0&leaf_hash={row['leaf_hash'].upper()}")
+    assert_problem(upper, 422, "validation_failed", ["/leaf_hash"])
 
 
 @pytest.mark.backends("sqlite")

@@ -264,6 +264,36 @@ def test_a_retried_event_returns_the_same_result_and_writes_nothing(api: Api) ->
     assert api.ledger.size() == 4
 
 
+@pytest.mark.parametrize(
+    ("first", "again"),
+    [
+        ("2026-01-02T10:00:00Z", "2026-01-02T10:00:00+00:00"),
+        ("2026-01-02T10:00:00Z", "2026-01-02T11:00:00+01:00"),
+        ("2026-01-02T10:00:00.5Z", "2026-01-02T10:00:00.500000000Z"),
+        ("2026-01-02T10:00:00.123456789Z", "2026-01-02T10:00:00.1234567890+00:00"),
+    ],
+)
+def test_a_retry_whose_time_is_spelled_otherwise_is_the_same_event(
+    api: Api, first: str, again: str
+) -> None:
+    """The time attribute is compared as the instant it names (to the nanosecond and beyond),
+    not as text; the receipt keeps the first spelling. A different instant is a conflict."""
+    for event in (refund_event(time=first), {**ocn_example("decision_approve"), "time": first}):
+        stored = post_structured(api, event)
+        assert stored.status_code == 201, stored.text
+        size = api.ledger.size()
+        retried = post_structured(api, {**event, "time": again})
+        assert retried.status_code == 201, retried.text
+        assert retried.json() == stored.json()
+        batch = post_batch(api, [{**event, "time": again}])
+        assert batch.status_code == 201 and batch.json() == [stored.json()]
+        assert api.ledger.size() == size
+    receipt = api.ledger.get(request_id(event["source"], event["id"]))
+    assert receipt.payload["cloudevent"]["time"] == first
+    later = {**event, "time": "2026-01-02T10:00:00.000000001Z"}  # another instant
+    assert_problem(post_structured(api, later), 409, "id_conflict")
+
+
 # --- who may send what ---------------------------------------------------------------------------
 
 
@@ -524,6 +554,10 @@ def test_weave_view_of_a_trace(api: Api) -> None:
     assert {a["data"]["status"] for a in confirmed} == {"confirmed"}
     for audit, original in zip(confirmed, sent, strict=False):
         check_audit(api, audit, original)
+    # A later checkpoint changes nothing: the same id is always the same bytes.
+    assert post_structured(api, refund_event("ce-2")).status_code == 201
+    api.ledger.checkpoint()
+    assert api.client.get("/receipts/txn_67890", headers=SERVICE).json()["audits"] == confirmed
     # End users see a trace only through receipts they may read.
     assert api.client.get("/receipts/txn_67890", headers=AUTH_A).json()["events"] == []
     assert api.client.get("/receipts/nothing-here", headers=SERVICE).json() == {

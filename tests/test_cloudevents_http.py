@@ -220,7 +220,8 @@ def test_binary_maps_headers_to_attributes() -> None:
         ("application/xml", b"<a/>", {"data_base64": base64.b64encode(b"<a/>").decode()}),
         ("application/octet-stream", b"\x00\xff", {"data_base64": "AP8="}),
         ("text/plain", b"", {}),
-        (None, b'{"a": 1}', {"data": {"a": 1}}),  # no Content-Type: JSON, as the format implies
+        # No Content-Type: no datacontenttype, and the body's bytes (binding §3.1.1), not a guess
+        (None, b'{"a": 1}', {"data_base64": base64.b64encode(b'{"a": 1}').decode()}),
         (None, b"", {}),
     ],
 )
@@ -387,12 +388,20 @@ def test_sdk_binary_and_structured_messages_parse() -> None:
 
 def test_sdk_v1_api_messages_parse() -> None:
     # The 1.x API (cloudevents.v1) neither percent-encodes headers nor stringifies integers.
-    sdk = SdkV1Event({"type": "com.example.x", "source": "/s", "subject": "plain"}, {"a": 1})
+    attributes = {"type": "com.example.x", "source": "/s", "subject": "plain"}
+    sdk = SdkV1Event({**attributes, "datacontenttype": "application/json"}, {"a": 1})
     headers, body = sdk_v1_conversion.to_binary(sdk)
     (ev,) = from_http({k: str(v) for k, v in headers.items()}, body)
     assert ev["id"] == sdk["id"] and ev["data"] == {"a": 1}
     headers, body = sdk_v1_conversion.to_structured(sdk)
     assert from_http(headers, body) == [{**ev}]
+    # Without a datacontenttype the SDK sends no Content-Type in binary mode: the body is then
+    # kept as the bytes it is (HTTP binding §3.1.1), not read as JSON on a guess.
+    untyped = SdkV1Event(attributes, {"a": 1})
+    headers, body = sdk_v1_conversion.to_binary(untyped)
+    assert "content-type" not in {k.lower() for k in headers}
+    (ev,) = from_http({k: str(v) for k, v in headers.items()}, body)
+    assert "datacontenttype" not in ev and base64.b64decode(ev["data_base64"]) == body
 
 
 @pytest.mark.parametrize("ev", [*OCN, event(subject=UNICODE, n=5, flag=True, data={"a": 1})])

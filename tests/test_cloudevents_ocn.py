@@ -63,6 +63,9 @@ def test_stored_receipt_yields_an_audit_event(ledger: Ledger, name: str) -> None
     event = audit_event(receipt, source=SOURCE, status="stored", verified_at=None)
     assert audit_schema_errors(event) == []
     validate_cloudevent(event, "ocn.weave.audit.v1")
+    # The dataschema is the $id of the schema that checks it: OCN's events/v1 naming.
+    assert event["dataschema"] == ocn_schema("ocn.weave.audit.v1")["$id"]
+    assert event["dataschema"] == "https://schemas.ocn.ai/events/v1/weave.audit.v1.schema.json"
     assert {k: event[k] for k in ("specversion", "source", "type", "subject", "time")} == {
         "specversion": "1.0",
         "source": SOURCE,

@@ -596,34 +596,62 @@ class Ledger:
     def prove(self, receipt_id: str, size: int | None = None) -> Bundle:
         """An offline bundle: the receipt's entry and its inclusion proof in a signed checkpoint."""
         receipt = self.get(receipt_id)
+        proof, rotations = self._inclusion(receipt.seq, receipt.leaf_hash, size, receipt.id)
+        return Bundle(receipt.entry(), proof, tuple(rotations))
+
+    def prove_leaf(
+        self, seq: int, leaf_hash: bytes, size: int | None = None
+    ) -> tuple[str, list[str]]:
+        """The inclusion proof (C2SP tlog-proof text) of the leaf ``leaf_hash`` at ``seq`` in a
+        signed checkpoint, and the key rotations since: hashes only, no entry, for anyone who
+        holds the leaf hash (an OCN audit event's ``transaction_hash``). NotFoundError if the
+        leaf at ``seq`` is not that hash (which says nothing of what it is)."""
+        with self.store.read() as txn:
+            found = txn.node_hashes([(0, seq)]) if seq < txn.tree_size() else []
+        if found != [leaf_hash]:
+            raise NotFoundError(
+                f"no leaf with this hash at seq {seq}",
+                [ErrorDetail("/leaf_hash", "not the leaf hash at this seq in the tree")],
+            )
+        return self._inclusion(seq, leaf_hash, size, None)
+
+    def _inclusion(
+        self, seq: int, leaf_hash: bytes, size: int | None, receipt_id: str | None
+    ) -> tuple[str, list[str]]:
+        """The tlog-proof text of leaf ``seq`` in the checkpoint of ``size`` (the latest), checked
+        against the signed root before it is handed out, and the key rotations up to it."""
         with self.store.read() as txn:
             checkpoint = txn.checkpoint(size)
             if checkpoint is None:
                 what = "no checkpoint yet" if size is None else f"no checkpoint of size {size}"
                 raise NotFoundError(what, [ErrorDetail("/size", "run `receipts checkpoint` first")])
-            if receipt.seq >= checkpoint.size:
+            if seq >= checkpoint.size:
                 raise NotFoundError(
-                    f"receipt seq {receipt.seq} is not covered by the checkpoint of size "
-                    f"{checkpoint.size}",
+                    f"receipt seq {seq} is not covered by the checkpoint of size {checkpoint.size}",
                     [ErrorDetail("/size", "run `receipts checkpoint` to cover it")],
                 )
-            hashes = merkle.inclusion_proof(txn, receipt.seq, checkpoint.size)
+            hashes = merkle.inclusion_proof(txn, seq, checkpoint.size)
             rotations = keys.rotations_for(txn, checkpoint.size)
         try:  # never hand out a proof that does not prove: the row or the tree was altered
             signed = Checkpoint.from_text(parse_note(checkpoint.note)[0])
-            verify_inclusion(receipt.leaf_hash, receipt.seq, signed.size, hashes, signed.root_hash)
+            verify_inclusion(leaf_hash, seq, signed.size, hashes, signed.root_hash)
         except (VerificationError, FormatError):
             raise tampered(
-                receipt.seq, receipt.id,
+                seq, receipt_id,
                 f"it does not prove into the signed checkpoint of size {checkpoint.size}",
             ) from None  # fmt: skip
-        proof = TlogProof(receipt.seq, hashes, checkpoint.note)
-        return Bundle(receipt.entry(), proof.to_text(), tuple(rotations))
+        return TlogProof(seq, hashes, checkpoint.note).to_text(), list(rotations)
 
     def latest_checkpoint(self) -> StoredCheckpoint | None:
         """The latest signed checkpoint, or None before the first."""
         with self.store.read() as txn:
             return txn.checkpoint()
+
+    def first_checkpoint_over(self, seq: int) -> StoredCheckpoint | None:
+        """The first signed checkpoint whose tree holds receipt ``seq`` (None: none yet). It
+        never changes once there is one: what an answer pinned to it says stays the same."""
+        with self.store.read() as txn:
+            return txn.first_checkpoint_over(seq)
 
     def consistency(self, old: int, new: int) -> list[bytes]:
         """RFC 9162 consistency proof between two integrated tree sizes."""

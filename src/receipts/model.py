@@ -148,8 +148,11 @@ def dumps(value: Any) -> bytes:
 # --- time and ids ------------------------------------------------------------------------------
 
 # RFC 3339 date-time: full-date "T" full-time, with a mandatory offset (Z or ±hh:mm).
+# RFC 3339 §5.6, ASCII digits only: an offset's hours are 00-23 and its minutes 00-59 (a
+# "+00:60" would be read as one hour by a lenient parser: refused, not reinterpreted).
 _RFC3339: Final = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+    r"([Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
 )
 
 
@@ -166,7 +169,7 @@ def parse_time(text: str) -> datetime:
 
 def normalize_time(text: str) -> str:
     """Parse an RFC 3339 timestamp and return it in the receipt form; ValueError if invalid."""
-    if not _RFC3339.match(text):
+    if not _RFC3339.fullmatch(text):
         raise ValueError("expected an RFC 3339 date-time with offset, e.g. 2026-01-02T10:00:00Z")
     head, _, frac = text.partition(".")
     if frac:  # Python parses at most 6 fractional digits; RFC 3339 allows more.

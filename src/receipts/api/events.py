@@ -23,9 +23,15 @@ from ..cloudevents import (
     to_batch,
     to_structured,
 )
-from ..cloudevents.convert import request_id
+from ..cloudevents.convert import as_stored, request_id
 from ..cloudevents.ocn import AUDITED_TYPES
-from ..errors import ErrorDetail, ReceiptsError, ValidationError
+from ..errors import (
+    ErrorDetail,
+    IdConflictError,
+    NotFoundError,
+    ReceiptsError,
+    ValidationError,
+)
 from ..ledger import Ledger
 from ..model import Receipt
 from ..validate import nul_problems
@@ -88,9 +94,11 @@ def _audited(receipt: Receipt) -> bool:
 
 
 def _audit_status(ledger: Ledger, receipt: Receipt) -> tuple[str, str | None]:
-    latest = ledger.latest_checkpoint()
-    if latest is not None and latest.size > receipt.seq:
-        return "confirmed", latest.signed_at
+    """Confirmed by the first checkpoint that holds the receipt, which never changes: an audit
+    event is the same bytes every time it is given (its id names its receipt and status)."""
+    first = ledger.first_checkpoint_over(receipt.seq)
+    if first is not None:
+        return "confirmed", first.signed_at
     return "stored", None
 
 
@@ -128,7 +136,7 @@ async def ingest(request: Request) -> Response:
     principal = principal_of(request)
     producer = principal.producer
     body = await read_body(request, service.settings.body_limit)
-    events = from_http(dict(request.headers), body)
+    events = from_http(request.headers.items(), body)  # as sent: repeated headers too
     content_type = request.headers.get("content-type", "").lower()
     batch = content_type.startswith("application/cloudevents-batch+json")
     prefixes = [f"/{i}" for i in range(len(events))] if batch else [""]
@@ -136,8 +144,7 @@ async def ingest(request: Request) -> Response:
     for raw, prefix in zip(requests, prefixes, strict=True):
         principal.claim(raw, prefix)
     try:
-        pending = list(service.ledger.pending(requests, producer=producer, pointers=prefixes))
-        stored = await service.committer.submit(pending)
+        stored = await _commit(service, requests, producer, prefixes)
     except ReceiptsError as error:  # refused when validated, or at commit (a rule, a conflict)
         ocn = [r["domain"] == "ocn" for r in requests]
         error.errors = [_in_event(e, prefixes, ocn, batch) for e in error.errors]
@@ -146,6 +153,38 @@ async def ingest(request: Request) -> Response:
     answers = await run_in_threadpool(lambda: [_answer(service, r) for r in stored])
     headers, payload = to_batch(answers) if batch else to_structured(answers[0])
     return Response(payload, 201, headers=dict(headers))
+
+
+async def _commit(
+    service: Service, requests: list[dict[str, Any]], producer: str, prefixes: list[str]
+) -> list[Receipt]:
+    """Commit the events' requests. A retry of an event spelled otherwise (its ``time`` in
+    another offset or precision) is the retry it means: it gets the first receipt."""
+    ledger = service.ledger
+    try:
+        pending = list(ledger.pending(requests, producer=producer, pointers=prefixes))
+        return await service.committer.submit(pending)
+    except IdConflictError:
+        retried = await run_in_threadpool(_as_stored, ledger, requests)
+        if retried is None:
+            raise
+    pending = list(ledger.pending(retried, producer=producer, pointers=prefixes))
+    return await service.committer.submit(pending)
+
+
+def _as_stored(ledger: Ledger, requests: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """``requests`` with each one that means a stored receipt put as stored; None if none."""
+    out, changed = [], False
+    for request in requests:
+        try:
+            prior = ledger.get(request["id"])
+        except NotFoundError:
+            out.append(request)
+            continue
+        same = as_stored(prior, request)
+        out.append(same or request)
+        changed = changed or (same is not None and same != request)
+    return out if changed else None
 
 
 @router.get("/receipts/{trace_id}", openapi_extra=SECURED)

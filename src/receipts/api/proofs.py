@@ -30,8 +30,19 @@ def inclusion(
     id: str | None = None,
     seq: int | None = Query(None, ge=0, le=MAX_SEQ),
     size: int | None = Query(None, ge=1, le=MAX_SEQ),
+    leaf_hash: str | None = Query(None, pattern="^[0-9a-f]{64}$"),
 ) -> Response:
-    """An offline bundle {entry, proof} for a receipt (by id or seq) in a checkpoint."""
+    """An offline bundle {entry, proof} for a receipt (by id or seq) in a checkpoint. With
+    ``leaf_hash`` (and ``seq``) the proof alone, hashes only, to anyone: no credentials."""
+    if leaf_hash is not None:
+        if seq is None or id is not None:
+            raise ValidationError(
+                "a proof by leaf hash names the leaf's seq", [ErrorDetail("/seq", "required")]
+            )
+        ledger = service_of(request).ledger
+        proof, rotations = ledger.prove_leaf(seq, bytes.fromhex(leaf_hash), size)
+        body = {"leaf_hash": leaf_hash, "proof": proof}
+        return json_response(body | ({"rotations": rotations} if rotations else {}))
     if (id is None) == (seq is None):
         reader_of(request)
         raise ValidationError("give id or seq", [ErrorDetail("/id", "exactly one of id, seq")])

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from ..catalog import Catalog
 from ..errors import ErrorDetail, ValidationError
-from ..model import Receipt
+from ..model import Receipt, normalize_time
 from ._ocn_schemas import OCN_DOMAIN, OCN_EVENT_TYPES
 from .envelope import DATA_MEMBERS, INT32, SPECVERSION, is_json_media_type, validate_cloudevent
 
@@ -29,6 +29,9 @@ LEDGER_EXTENSIONS: Final = ("seq", "logicalid", "revision", "op", "correlationid
 REQUEST_ID_NAMESPACE: Final = uuid.UUID("2920aebe-fbb2-439d-9606-8dc9f98b84bd")
 OCN_ENTITY_TYPE: Final = "trace"
 _JSON: Final = "application/json"
+_FRACTION: Final = re.compile(r"[0-9]{2}:[0-9]{2}:[0-9]{2}\.([0-9]+)")
+# Payload members the ledger fills in (docs/catalog.md) when a request leaves them out.
+CONVENTIONS: Final = ("schema_version", "source")
 
 
 def receipt_to_cloudevent(receipt: Receipt, *, source: str, catalog: Catalog) -> dict[str, Any]:
@@ -123,6 +126,41 @@ def cloudevent_to_request(event: dict[str, Any], catalog: Catalog) -> dict[str, 
     return request
 
 
+def instant(text: str) -> tuple[str, str]:
+    """An RFC 3339 time as the instant it names: UTC to the microsecond, and the digits of the
+    second's fraction beyond it (``…Z``, ``+00:00`` and trailing zeros spell the same)."""
+    match = _FRACTION.search(text)
+    beyond = match.group(1)[6:].rstrip("0") if match else ""
+    return normalize_time(text), beyond
+
+
+def as_stored(prior: Receipt, request: dict[str, Any]) -> dict[str, Any] | None:
+    """``request`` (from a CloudEvent) as the stored ``prior`` has it if they mean the same
+    event, spelled otherwise: the same attributes and data as JSON values, the ``time`` the
+    same instant. Retrying it then returns ``prior``. None if they differ in meaning."""
+    fields = ("domain", "event_type", "entity_type", "entity_id")
+    if any(getattr(prior, f) != request[f] for f in fields):
+        return None
+    given = request["payload"]
+    stored = {k: v for k, v in prior.payload.items() if k in given or k not in CONVENTIONS}
+    if _meaning(stored) != _meaning(given):
+        return None
+    if "occurred_at" in request and instant(request["occurred_at"])[0] != prior.occurred_at:
+        return None
+    return {**request, "payload": copy.deepcopy(prior.payload), "occurred_at": prior.occurred_at}
+
+
+def _meaning(payload: dict[str, Any]) -> dict[str, Any]:
+    attributes = payload.get("cloudevent")
+    if not isinstance(attributes, dict) or not isinstance(attributes.get("time"), str):
+        return payload
+    try:
+        when = instant(attributes["time"])
+    except ValueError:
+        return payload
+    return {**payload, "cloudevent": {**attributes, "time": when}}
+
+
 def request_id(source: str, event_id: str) -> str:
     """The receipt id for the CloudEvent (source, id): the same event always maps to it."""
     return str(uuid.uuid5(REQUEST_ID_NAMESPACE, f"{source}\n{event_id}"))
@@ -143,10 +181,13 @@ def _receipt_parts(event: dict[str, Any], version: int) -> tuple[str, str, dict[
     entity_type, _, entity_id = (subject or "").partition(":")
     if not entity_type or not entity_id:
         problems.append(ErrorDetail("/subject", "required: the entity as TYPE:ID"))
-    if "data_base64" in event:
-        problems.append(ErrorDetail("/data_base64", "a receipt payload is JSON, not binary"))
     data = event.get("data")
-    if not isinstance(data, dict):
+    if "data_base64" in event:
+        binary = (
+            "a receipt payload is JSON, not binary (binary mode: Content-Type: application/json)"
+        )
+        problems.append(ErrorDetail("/data_base64", binary))
+    elif not isinstance(data, dict):
         problems.append(ErrorDetail("/data", "required: the receipt payload, a JSON object"))
     elif data.get("schema_version", version) != version:
         problems.append(ErrorDetail("/data/schema_version", f"type says v{version}"))

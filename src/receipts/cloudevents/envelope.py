@@ -165,7 +165,7 @@ _FAST: Final = {
 # T and Z, and years whose conversion to UTC cannot overflow.
 _PLAIN_TIME: Final = re.compile(
     r"(?!0000|0001|9999)[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
-    r"(?:Z|[+-][0-9]{2}:[0-9]{2})"
+    r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
 )
 
 

@@ -52,7 +52,7 @@ UnsupportedMediaType = UnsupportedMediaTypeError
 
 
 def from_http(
-    headers: Mapping[str, str], body: bytes, *, validate: bool = True
+    headers: Mapping[str, str] | Iterable[tuple[str, str]], body: bytes, *, validate: bool = True
 ) -> list[dict[str, Any]]:
     """The events of an HTTP message, in the JSON format (a batch may hold zero or more).
 
@@ -60,6 +60,8 @@ def from_http(
     ``application/cloudevents-batch+json`` batched; otherwise a ``ce-specversion`` header
     makes it binary. Unless ``validate=False``, every event is checked and one
     :class:`ValidationError` lists every problem (pointers start with ``/<index>`` in a batch).
+    ``headers`` may be the message's header lines as they came (name, value): an attribute given
+    in two headers (``ce-*``, ``Content-Type``) is refused, never one of them chosen.
     """
     lower = _lower(headers)
     content_type = lower.get(_CONTENT_TYPE)
@@ -88,13 +90,23 @@ def from_http(
     return events
 
 
-def _lower(headers: Mapping[str, str]) -> Headers:
+def _lower(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> Headers:
     out: Headers = {}
-    for name, value in headers.items():
+    count: dict[str, int] = {}
+    for name, value in headers.items() if isinstance(headers, Mapping) else headers:
         key = name.lower()
-        if key in out and out[key] != value:
-            raise FormatError(f"header {key!r} is given twice with different values")
-        out[key] = value
+        count[key] = count.get(key, 0) + 1
+        out.setdefault(key, value)
+    problems = [
+        ErrorDetail(
+            "/datacontenttype" if key == _CONTENT_TYPE else json_pointer(key[len(_CE) :]),
+            f"given in {n} headers ({key}): one attribute, one header, or it is ambiguous",
+        )
+        for key, n in count.items()
+        if n > 1 and (key.startswith(_CE) or key == _CONTENT_TYPE)
+    ]
+    if problems:
+        raise FormatError("ambiguous CloudEvent: an attribute is given in two headers", problems)
     return out
 
 
@@ -169,9 +181,10 @@ def _from_binary(lower: Headers, body: bytes) -> dict[str, Any]:
     content_type = lower.get(_CONTENT_TYPE)
     if content_type is not None:
         event["datacontenttype"] = content_type.strip()
-    # No Content-Type means no datacontenttype, which the JSON format reads as application/json.
+    # No Content-Type means no datacontenttype (binding §3.1.1), and the body is bytes: the JSON
+    # format would read an absent datacontenttype as JSON, which the sender did not say.
     if body:
-        if is_json_media_type(content_type):
+        if content_type is not None and is_json_media_type(content_type):
             event["data"] = _json(body, "/data")
         else:
             event["data_base64"] = base64.b64encode(body).decode("ascii")

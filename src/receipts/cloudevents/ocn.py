@@ -14,12 +14,14 @@ from typing import Any, Final
 
 from ..errors import ErrorDetail, ValidationError
 from ..model import Receipt
-from ._ocn_schemas import AUDIT, OCN_CONTENT_TYPE, OCN_DOMAIN
+from ._ocn_schemas import AUDIT, OCN_CONTENT_TYPE, OCN_DOMAIN, ocn_schema
 from .convert import REQUEST_ID_NAMESPACE
 from .envelope import SPECVERSION, validate_cloudevent
 
 AUDIT_VERSION: Final = "0.1.0"
-AUDIT_DATASCHEMA: Final = "https://schemas.ocn.ai/audit/v1/audit.schema.json"
+# The audit schema's own $id (the seed's example says .../audit/v1/audit.schema.json, a URI
+# no schema carries): a consumer finds the schema the event is checked against by it.
+AUDIT_DATASCHEMA: Final = ocn_schema(AUDIT)["$id"]
 AUDITED_TYPES: Final = ("orca_decision", "orca_explanation")
 STATUSES: Final = ("stored", "confirmed")
 

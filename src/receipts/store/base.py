@@ -234,6 +234,10 @@ class ReadTxn(Protocol):
         """The checkpoint of this size, or the latest one."""
         ...
 
+    def first_checkpoint_over(self, seq: int) -> StoredCheckpoint | None:
+        """The first (smallest) checkpoint whose tree holds receipt ``seq``."""
+        ...
+
     def checkpoints(self) -> Iterator[StoredCheckpoint]: ...
 
     def state_receipts(

@@ -77,6 +77,10 @@ class LogReads:
         rows = self._conn.execute(*self._sql.checkpoint(size)).fetchall()
         return checkpoint_of(rows[0]) if rows else None
 
+    def first_checkpoint_over(self, seq: int) -> StoredCheckpoint | None:
+        rows = self._conn.execute(self._sql.first_checkpoint_over, (seq,)).fetchall()
+        return checkpoint_of(rows[0]) if rows else None
+
     def checkpoints(self) -> Iterator[StoredCheckpoint]:
         return map(checkpoint_of, self._conn.execute(self._sql.checkpoints).fetchall())
 

@@ -186,6 +186,7 @@ class Queries:
             f"SELECT size, root_hash, origin, note, {time('signed_at')} FROM {s}tlog_checkpoints"
         )
         self.checkpoints = self._checkpoint + " ORDER BY size"
+        self.first_checkpoint_over = self._checkpoint + f" WHERE size > {m} ORDER BY size LIMIT 1"
         self.add_checkpoint = f"INSERT INTO {s}tlog_checkpoints VALUES ({m}, {m}, {m}, {m}, {m})"
         self.keys = (
             f"SELECT idx, verifier_key, from_size, rotation, {time('recorded_at')} "
