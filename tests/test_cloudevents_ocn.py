@@ -4,6 +4,7 @@ catalog domain loads and exports self-contained schemas."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from receipts.cloudevents import (
     validate_cloudevent,
 )
 from receipts.model import canonical_bytes
+from receipts.tlog import Signer
 
 SOURCE = "https://ledger.example.test/weave"
 FIXTURES = Path(__file__).parent / "fixtures" / "ocn"
@@ -88,24 +90,53 @@ def test_stored_receipt_yields_an_audit_event(ledger: Ledger, name: str) -> None
     assert data["verification"] == {"verified": False, "verification_method": "merkle_proof"}
 
 
+def proof_of(ledger: Ledger, receipt: Receipt) -> str:
+    """The receipt's inclusion proof in a checkpoint signed now (with a key made for it)."""
+    checkpoint = ledger.checkpoint(Signer.generate("example.com/ocn-log"))
+    return ledger.prove(receipt.id, checkpoint.size).proof
+
+
+def confirm(ledger: Ledger, receipt: Receipt) -> dict[str, Any]:
+    proof = proof_of(ledger, receipt)
+    return audit_event(
+        receipt, source=SOURCE, status="confirmed", verified_at=VERIFIED_AT, proof=proof
+    )
+
+
 def test_confirmed_audit_event(ledger: Ledger) -> None:
     receipt = store(ledger, "decision_approve")
-    event = audit_event(receipt, source=SOURCE, status="confirmed", verified_at=VERIFIED_AT)
+    event = confirm(ledger, receipt)
     assert audit_schema_errors(event) == []
     assert event["time"] == VERIFIED_AT
     assert event["data"]["status"] == "confirmed"
-    assert event["data"]["verification"] == {
+    verification = event["data"]["verification"]
+    checkpoint = ledger.latest_checkpoint()
+    assert checkpoint is not None
+    assert verification == {
         "verified": True,
         "verification_method": "merkle_proof",
         "verification_timestamp": VERIFIED_AT,
+        "proof_format": "c2sp.org/tlog-proof",
+        "inclusion_proof": ledger.prove(receipt.id, checkpoint.size).proof,
+        "tree_size": 1,
+        "root_hash": checkpoint.root_hash.hex(),
+        "checkpoint_origin": checkpoint.origin,
+        "key_id": verification["key_id"],
     }
+    assert len(verification["key_id"]) == 8
+    assert base64.b64decode(event["data"]["storage_metadata"]["entry_base64"]) == (
+        receipt.entry_bytes
+    )
+    with pytest.raises(ValidationError) as raised:  # confirmed says proven: the proof is due
+        audit_event(receipt, source=SOURCE, status="confirmed", verified_at=VERIFIED_AT)
+    assert [e.pointer for e in raised.value.errors] == ["/proof"]
 
 
 def test_audit_event_is_pure_and_its_id_stable(ledger: Ledger) -> None:
     receipt = store(ledger, "decision_approve")
     stored = audit_event(receipt, source=SOURCE, status="stored", verified_at=None)
     assert audit_event(receipt, source=SOURCE, status="stored", verified_at=None) == stored
-    confirmed = audit_event(receipt, source=SOURCE, status="confirmed", verified_at=VERIFIED_AT)
+    confirmed = confirm(ledger, receipt)
     assert confirmed["id"] != stored["id"]
 
 
@@ -134,20 +165,22 @@ def test_the_audit_event_is_itself_a_receipt_of_the_trace(ledger: Ledger) -> Non
         ("pending", None, "/status"),
         ("confirmed", None, "/verified_at"),
     ],
-)
+)  # a confirmed audit without its proof: tests/test_cloudevents_ocn.py::test_confirmed_audit_event
 def test_audit_event_arguments(
     ledger: Ledger, status: str, verified_at: str | None, pointer: str
 ) -> None:
     receipt = store(ledger, "decision_approve")
+    proof = proof_of(ledger, receipt) if status == "confirmed" else None
     with pytest.raises(ValidationError) as caught:
-        audit_event(receipt, source=SOURCE, status=status, verified_at=verified_at)
+        audit_event(receipt, source=SOURCE, status=status, verified_at=verified_at, proof=proof)
     assert [e.pointer for e in caught.value.errors] == [pointer]
 
 
 def test_a_bad_verification_time_or_source_is_refused(ledger: Ledger) -> None:
     receipt = store(ledger, "decision_approve")
     with pytest.raises(ValidationError) as caught:
-        audit_event(receipt, source="not a uri", status="confirmed", verified_at="soon")
+        audit_event(receipt, source="not a uri", status="confirmed", verified_at="soon",
+                    proof=proof_of(ledger, receipt))  # fmt: skip
     assert {e.pointer for e in caught.value.errors} >= {"/source", "/time"}
 
 

@@ -93,21 +93,23 @@ def _audited(receipt: Receipt) -> bool:
     )
 
 
-def _audit_status(ledger: Ledger, receipt: Receipt) -> tuple[str, str | None]:
-    """Confirmed by the first checkpoint that holds the receipt, which never changes: an audit
-    event is the same bytes every time it is given (its id names its receipt and status)."""
+def _audit(ledger: Ledger, receipt: Receipt, source: str) -> dict[str, Any]:
+    """The receipt's audit event: confirmed, with its inclusion proof, by the first checkpoint
+    that holds it, which never changes, so the same id is always the same bytes."""
     first = ledger.first_checkpoint_over(receipt.seq)
-    if first is not None:
-        return "confirmed", first.signed_at
-    return "stored", None
+    if first is None:
+        return audit_event(receipt, source=source, status="stored", verified_at=None)
+    proof = ledger.prove(receipt.id, first.size).proof
+    return audit_event(
+        receipt, source=source, status="confirmed", verified_at=first.signed_at, proof=proof
+    )
 
 
 def _answer(service: Service, receipt: Receipt) -> dict[str, Any]:
     """The CloudEvent answering for ``receipt``: its OCN audit event, or itself."""
     source = service.settings.source_uri
     if _audited(receipt):
-        status, verified_at = _audit_status(service.ledger, receipt)
-        return audit_event(receipt, source=source, status=status, verified_at=verified_at)
+        return _audit(service.ledger, receipt, source)
     return receipt_to_cloudevent(receipt, source=source, catalog=service.ledger.catalog)
 
 

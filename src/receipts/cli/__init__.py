@@ -653,6 +653,24 @@ def verify_bundle(file: Any, vkey: str) -> None:
     _out(Bundle.from_json(file.read()).verify(Verifier.from_key_string(vkey)).to_dict())
 
 
+@cli.command("verify-audit")
+@click.argument("file", type=click.File("rb"))
+@click.option("--key", "vkey", required=True, help="Verifier key string (or a file holding it).")
+@click.option("--event", "original", type=click.File("rb"), help="The audited event as sent.")
+def verify_audit_command(file: Any, vkey: str, original: Any) -> None:
+    """Verify an ocn.weave.audit.v1 event offline (docs/ocn-audit.md): its bytes, its inclusion
+    proof and signed checkpoint, and (with --event) that it audits that event."""
+    from ..cloudevents import verify_audit
+    from ..jsontext import loads
+
+    if file.isatty():
+        _hint("an ocn.weave.audit.v1 event (JSON)")
+    if Path(vkey).is_file():
+        vkey = Path(vkey).read_text("utf-8").strip()
+    sent = None if original is None else loads(original.read(), "/event")
+    _out(verify_audit(loads(file.read()), Verifier.from_key_string(vkey), sent))
+
+
 @cli.command()
 @click.argument("old", type=click.IntRange(min=0))
 @click.argument("new", type=click.IntRange(min=0))

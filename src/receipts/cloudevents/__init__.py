@@ -7,7 +7,7 @@ from ._ocn_schemas import OCN_CONTENT_TYPE, OCN_EVENT_TYPES, ocn_schema
 from .convert import cloudevent_to_request, receipt_to_cloudevent
 from .envelope import cloudevent_problems, validate_cloudevent
 from .http import UnsupportedMediaType, from_http, to_batch, to_binary, to_structured
-from .ocn import audit_event
+from .ocn import audit_event, verify_audit
 
 # A catalog file with the `cloudevents` domain, loaded to keep events of unknown types.
 UNKNOWN_CATALOG = str(resources.files(__name__).joinpath("unknown-catalog.json"))
@@ -27,4 +27,5 @@ __all__ = [
     "to_binary",
     "to_structured",
     "validate_cloudevent",
+    "verify_audit",
 ]
