@@ -32,6 +32,7 @@ from test_api_support import (
     USER_A,
     Api,
     assert_problem,
+    event_stream,
     ocn_example,
     serve,
 )
@@ -565,6 +566,19 @@ def test_weave_view_of_a_trace(api: Api) -> None:
         "events": [],
         "audits": [],
     }
+
+
+@pytest.mark.backends("sqlite")
+def test_audit_events_follow_their_receipts_on_the_stream(api: Api) -> None:
+    answered = post_structured(api, ocn_example("decision_approve")).json()
+    post_structured(api, refund_event())
+    with event_stream(api.client, "/v0/stream?after=-1", SERVICE) as stream:
+        first, audit, refund = stream.next(), stream.next(), stream.next()
+    assert (first["event"], first["id"]) == ("receipt", "0")
+    assert (audit["event"], audit["id"]) == ("audit", "0")  # resuming after 0 skips it too
+    assert json.loads(audit["data"]) == answered
+    validate_cloudevent(json.loads(audit["data"]), AUDIT)
+    assert (refund["event"], refund["id"]) == ("receipt", "1")
 
 
 @pytest.mark.backends("sqlite")

@@ -339,10 +339,12 @@ class EventStream:
             event[name] = value.removeprefix(" ")
 
     def receipts_until(self, seq: int, timeout: float = BOUND) -> list[dict[str, Any]]:
-        """Receipt events up to and including the one with ``seq``."""
+        """Receipt events up to and including the one with ``seq`` (audit events skipped)."""
         out = []
         while True:
             event = self.next(timeout)
+            if event["event"] == "audit":
+                continue
             assert event["event"] == "receipt"
             receipt = json.loads(event["data"])
             assert int(event["id"]) == receipt["seq"]

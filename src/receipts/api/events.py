@@ -87,13 +87,13 @@ def _in_event(
 router = APIRouter(tags=["cloudevents"])
 
 
-def _audited(receipt: Receipt) -> bool:
+def audited(receipt: Receipt) -> bool:
     return (
         receipt.domain == "ocn" and receipt.event_type in AUDITED_TYPES and receipt.op == "assert"
     )
 
 
-def _audit(ledger: Ledger, receipt: Receipt, source: str) -> dict[str, Any]:
+def audit_of(ledger: Ledger, receipt: Receipt, source: str) -> dict[str, Any]:
     """The receipt's audit event: confirmed, with its inclusion proof, by the first checkpoint
     that holds it, which never changes, so the same id is always the same bytes."""
     first = ledger.first_checkpoint_over(receipt.seq)
@@ -108,8 +108,8 @@ def _audit(ledger: Ledger, receipt: Receipt, source: str) -> dict[str, Any]:
 def _answer(service: Service, receipt: Receipt) -> dict[str, Any]:
     """The CloudEvent answering for ``receipt``: its OCN audit event, or itself."""
     source = service.settings.source_uri
-    if _audited(receipt):
-        return _audit(service.ledger, receipt, source)
+    if audited(receipt):
+        return audit_of(service.ledger, receipt, source)
     return receipt_to_cloudevent(receipt, source=source, catalog=service.ledger.catalog)
 
 
@@ -198,7 +198,7 @@ def weave(request: Request, trace_id: str) -> Response:
     service = service_of(request)
     ledger = service.ledger
     receipts = list(ledger.query(correlation_id=trace_id, visible_to=principal.visible_to))
-    audits = [_answer(service, r) for r in receipts if _audited(r)]
+    audits = [_answer(service, r) for r in receipts if audited(r)]
     source = service.settings.source_uri
     events = [receipt_to_cloudevent(r, source=source, catalog=ledger.catalog) for r in receipts]
     return json_response({"trace_id": trace_id, "events": events, "audits": audits})

@@ -1,22 +1,23 @@
 """``/v0/stream``: server-sent events, every new receipt the caller may read, live and
-resumable."""
+resumable; after an OCN decision or explanation, its ``ocn.weave.audit.v1`` event."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 from collections.abc import AsyncIterator
-from typing import Final
+from typing import Any, Final
 
+import orjson
 from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from ..errors import ErrorDetail, ValidationError
-from ..ledger import Ledger
 from ..model import Receipt
 from .docs import SECURED
+from .events import audit_of, audited
 from .service import MAX_SEQ, Service, reader_of, service_of
 
 PAGE: Final = 500
@@ -61,8 +62,13 @@ async def stream(request: Request, after: int | None = Query(None, ge=-1, le=MAX
                              headers={"Cache-Control": "no-store"})  # fmt: skip
 
 
-def _page(ledger: Ledger, cursor: int, visible: str | None) -> list[Receipt]:
-    return list(ledger.query(after=cursor, limit=PAGE, visible_to=visible))
+def _page(
+    service: Service, cursor: int, visible: str | None
+) -> list[tuple[Receipt, dict[str, Any] | None]]:
+    """The next receipts, each with its audit event if it has one (as it stands now)."""
+    ledger, source = service.ledger, service.settings.source_uri
+    page = ledger.query(after=cursor, limit=PAGE, visible_to=visible)
+    return [(r, audit_of(ledger, r, source) if audited(r) else None) for r in page]
 
 
 async def _tail(
@@ -72,9 +78,14 @@ async def _tail(
     committer = service.committer
     while not await request.is_disconnected():
         commits = committer.commits  # a commit while we read must not be slept through
-        page = await run_in_threadpool(_page, service.ledger, cursor, visible)
-        for r in page:
+        page = await run_in_threadpool(_page, service, cursor, visible)
+        for r, audit in page:
             yield b"id: %d\nevent: receipt\ndata: %s\n\n" % (r.seq, _one_line(r.to_json()))
+            if audit is not None:  # the same id: resuming after the receipt skips it too
+                yield b"id: %d\nevent: audit\ndata: %s\n\n" % (
+                    r.seq,
+                    _one_line(orjson.dumps(audit)),
+                )
             cursor = r.seq
         if len(page) < PAGE and committer.commits == commits:
             try:
