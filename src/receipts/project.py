@@ -49,10 +49,11 @@ class Projection:
         self.by_type: dict[str, list[StateDef]] = {}  # the states keyed in Python
         self.by_entity: list[tuple[str, str, str]] = []  # (event type, state, entity type | '')
         self.ruled_by_entity: dict[str, list[StateDef]] = {}
+        self.about: dict[str, list[StateDef]] = {}  # the states naming entities in their values
         for state in self.states.values():
-            if not state.about and all(
-                (step.key or state.key) == ENTITY for step in state.steps.values()
-            ):
+            for event_type in state.steps if state.about else ():
+                self.about.setdefault(event_type, []).append(state)
+            if all((step.key or state.key) == ENTITY for step in state.steps.values()):
                 for event_type in state.steps:
                     self.by_entity += [
                         (event_type, state.name, t) for t in state.entity_types or ("",)
@@ -104,15 +105,29 @@ class Projection:
         entities their values name (a state's ``about``); returns the index rows."""
         rows = self.rows(txn, receipts)
         txn.add_state_index(rows)
-        by_seq = {r.seq: r for r in receipts}
-        mentions = {
-            (f"{entity_type}:{value}", name, key): None
-            for name, key, seq, _ in rows
-            for entity_type, source in self.states[name].about.items()
-            if isinstance(value := resolve(source, by_seq[seq]), str) and value
-        }
-        txn.add_state_mentions(list(mentions))
+        txn.add_state_mentions(self._mentions(receipts, rows))
         return rows
+
+    def _mentions(
+        self, receipts: Sequence[Receipt], rows: list[IndexRow]
+    ) -> list[tuple[str, str, str]]:
+        """``(entity, state, key)`` for each entity a receipt names in a state's value (its
+        ``about``), under the keys it files in: from ``rows``, or its entity's."""
+        filed: dict[tuple[str, int], list[str]] = {}
+        for name, key, seq, _ in rows:
+            filed.setdefault((name, seq), []).append(key)
+        out: dict[tuple[str, str, str], None] = {}
+        for r in receipts:
+            for state in self.about.get(r.event_type, ()):
+                keys = filed.get((state.name, r.seq))
+                if keys is None:  # keyed by its entity, filed in SQL
+                    own = own_key(state, r)
+                    keys = [] if own is None else [key_text(own)]
+                for entity_type, source in state.about.items():
+                    value = resolve(source, r)
+                    if isinstance(value, str) and value:
+                        out.update(((f"{entity_type}:{value}", state.name, k), None) for k in keys)
+        return list(out)
 
     def behind(self, txn: ReadTxn) -> bool:
         """Whether the index misses receipts (or was made by other definitions)."""
@@ -128,7 +143,7 @@ class Projection:
             txn.clear_state_index()
         end = txn.next_seq()
         txn.file_by_entity(self.by_entity, start, end)
-        types = sorted(self.by_type)
+        types = sorted(self.by_type.keys() | self.about.keys())
         for first in range(start, end, PAGE):
             self._file(txn, list(_intact(txn.rows_of_types(types, first, min(first + PAGE, end)))))
         if found != (end, self.digest):
