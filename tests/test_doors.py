@@ -623,6 +623,14 @@ def test_every_state_files_alike_at_write_after_a_direct_insert_and_rebuilt(
                 for entity_type in t.entity_types[n % len(t.entity_types) :][:1]
             ]
             ledger.append_batch(batch, producer="service_role_pipeline")
+        # What a value may name, as the fold reads it: the first of userId and the owner that
+        # is present and not null, if it is a non-empty string (a number names no one).
+        for n, user in enumerate([7, None, "", {"x": 1}, 'u "q"', "é", "v_1"]):
+            payload = {"role": "member", "userId": user} if n != 6 else {"role": "member"}
+            owner = "o_1" if n % 2 else None
+            ledger.append({"domain": "expertise", "event_type": "community_joined",
+                           "entity_type": "community", "entity_id": f"c_{n}",
+                           "owner_user_id": owner, "payload": payload})  # fmt: skip
         heads = ledger.current(f"moderation_action:{AWKWARD_IDS[1]}")
         lift = next(h for h in heads if h.event_type == "moderation_action_lifted")
         applied = next(h for h in heads if h.event_type == "moderation_action_applied")
@@ -645,6 +653,9 @@ def test_every_state_files_alike_at_write_after_a_direct_insert_and_rebuilt(
             assert text == rfc8785.dumps(orjson.loads(text)).decode(), (state, text)
         for entity_id in ids:  # looked up by the key the fold makes in Python
             assert ledger.state("refund", [f"refund:{entity_id}"]).evidence
+        named = {(row[0], row[2]) for row in maintained if len(row) == 3}
+        assert {e for e, key in named if key.startswith('["community:c_')} == {
+            "user:o_1", 'user:u "q"', "user:é"}  # fmt: skip
         assert ledger.rebuild_states() == ledger.size()
         assert index_rows(ledger_url) == maintained
 

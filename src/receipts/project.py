@@ -50,10 +50,17 @@ class Projection:
         self.by_entity: list[tuple[str, str, str]] = []  # (event type, state, entity type | '')
         self.ruled_by_entity: dict[str, list[StateDef]] = {}
         self.about: dict[str, list[StateDef]] = {}  # the states naming entities in their values
+        # (entity type named, state, source, event types, entity types) of states keyed by the
+        # entity: noted in SQL on catch-up where the source can be said in SQL
+        self.mentions_by_entity: list[tuple[str, str, Any, list[str], tuple[str, ...] | None]] = []
         for state in self.states.values():
             for event_type in state.steps if state.about else ():
                 self.about.setdefault(event_type, []).append(state)
             if all((step.key or state.key) == ENTITY for step in state.steps.values()):
+                self.mentions_by_entity += [
+                    (named, state.name, source, sorted(state.steps), state.entity_types)
+                    for named, source in state.about.items()
+                ]
                 for event_type in state.steps:
                     self.by_entity += [
                         (event_type, state.name, t) for t in state.entity_types or ("",)
@@ -100,16 +107,19 @@ class Projection:
                 rows += [(state.name, k, r.seq, r.logical_id) for k in keys]
         return rows
 
-    def _file(self, txn: WriteTxn, receipts: Sequence[Receipt]) -> list[IndexRow]:
+    def _file(
+        self, txn: WriteTxn, receipts: Sequence[Receipt], skip: Iterable[str] = ()
+    ) -> list[IndexRow]:
         """File ``receipts`` for the states not keyed by the entity alone, and note the
-        entities their values name (a state's ``about``); returns the index rows."""
+        entities their values name (a state's ``about``; not for the states in ``skip``,
+        noted in SQL); returns the index rows."""
         rows = self.rows(txn, receipts)
         txn.add_state_index(rows)
-        txn.add_state_mentions(self._mentions(receipts, rows))
+        txn.add_state_mentions(self._mentions(receipts, rows, frozenset(skip)))
         return rows
 
     def _mentions(
-        self, receipts: Sequence[Receipt], rows: list[IndexRow]
+        self, receipts: Sequence[Receipt], rows: list[IndexRow], skip: frozenset[str]
     ) -> list[tuple[str, str, str]]:
         """``(entity, state, key)`` for each entity a receipt names in a state's value (its
         ``about``), under the keys it files in: from ``rows``, or its entity's."""
@@ -119,6 +129,8 @@ class Projection:
         out: dict[tuple[str, str, str], None] = {}
         for r in receipts:
             for state in self.about.get(r.event_type, ()):
+                if state.name in skip:
+                    continue
                 keys = filed.get((state.name, r.seq))
                 if keys is None:  # keyed by its entity, filed in SQL
                     own = own_key(state, r)
@@ -143,9 +155,14 @@ class Projection:
             txn.clear_state_index()
         end = txn.next_seq()
         txn.file_by_entity(self.by_entity, start, end)
-        types = sorted(self.by_type.keys() | self.about.keys())
+        left = txn.mention_by_entity(self.mentions_by_entity, start, end)
+        in_sql = {self.mentions_by_entity[i][1] for i in range(len(self.mentions_by_entity))}
+        in_sql -= {self.mentions_by_entity[i][1] for i in left}
+        about = {t for t, states in self.about.items() if any(s.name not in in_sql for s in states)}
+        types = sorted(self.by_type.keys() | about)
         for first in range(start, end, PAGE):
-            self._file(txn, list(_intact(txn.rows_of_types(types, first, min(first + PAGE, end)))))
+            page = list(_intact(txn.rows_of_types(types, first, min(first + PAGE, end))))
+            self._file(txn, page, skip=in_sql)
         if found != (end, self.digest):
             txn.set_projector(NAME, end, self.digest)
         return end - start

@@ -303,6 +303,13 @@ class WriteTxn(ReadTxn, Protocol):
 
     def rows_of_types(self, event_types: Sequence[str], start: int, end: int) -> list[Row]: ...
 
+    def mention_by_entity(
+        self,
+        mentions: Sequence[tuple[str, str, Any, Sequence[str], Sequence[str] | None]],
+        start: int,
+        end: int,
+    ) -> list[int]: ...
+
     def clear_state_index(self) -> None: ...
 
     def set_projector(self, name: str, next_seq: int, definitions: str) -> None: ...

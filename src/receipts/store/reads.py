@@ -150,6 +150,33 @@ class StateIndex:
             args = [v for step in steps for v in step]
             self._conn.execute(self._sql.file_by_entity.format(values), [*args, start, end])
 
+    def mention_by_entity(
+        self,
+        mentions: Sequence[tuple[str, str, Any, Sequence[str], Sequence[str] | None]],
+        start: int,
+        end: int,
+    ) -> list[int]:
+        """Note, in SQL, the entities that receipts with seqs in [start, end) name in a value,
+        for states keyed by the entity: ``(entity type named, state, source, its event types,
+        its entity types or None)`` each. Returns the indexes of the mentions SQL cannot say
+        (``Queries.source``): Python's to make."""
+        left = []
+        for i, (named, state, source, types, entity_types) in enumerate(mentions):
+            value = self._sql.source(source)
+            if value is None:
+                left.append(i)
+                continue
+            mark = self._sql.dialect.mark
+            only = "" if entity_types is None else (
+                f" AND e.entity_type IN ({', '.join([mark] * len(entity_types))})"
+            )  # fmt: skip
+            sql = self._sql.mention_by_entity.format(
+                value=value[1], types=", ".join([mark] * len(types)), entity_types=only
+            )
+            args = [named, state, start, end, *types, *(entity_types or ())]
+            self._conn.execute(sql, args)
+        return left
+
     def rows_of_types(self, event_types: Sequence[str], start: int, end: int) -> list[Row]:
         """The journal's rows of ``event_types`` with seqs in [start, end), in seq order, as
         stored (unchecked)."""

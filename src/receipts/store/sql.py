@@ -11,6 +11,7 @@ write path, locking, sequencing, streaming, looking up many ids) stays in its mo
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -25,6 +26,11 @@ STORED: Final = (
     "recorded_at, op, logical_id, supersedes_id, revision, producer, payload, entry, leaf_hash, "
     "correlation_id"
 )
+
+
+_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_COLUMNS: Final = {"$owner_user_id": "e.owner_user_id", "$entity_id": "e.entity_id",
+                   "$entity_type": "e.entity_type", "$event_type": "e.event_type"}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +48,10 @@ class Dialect:
     now: str  # the current time, as stored
     contains: str  # whether text {0} holds text {1}, exactly (case and all)
     json_string: str  # text {} as a JSON string (the same as RFC 8785's: tested)
+    json_kind: str  # the JSON type of the payload's member at path {} (NULL if absent)
+    json_text: str  # the payload's string member at path {}, as text
+    string_kind: str  # what json_kind says of a string
+    path: tuple[str, str, str, str]  # a member path: opening, each name ({}), separator, closing
 
 
 SQLITE: Final = Dialect(
@@ -56,6 +66,10 @@ SQLITE: Final = Dialect(
     now="strftime('%Y-%m-%dT%H:%M:%fZ')",
     contains="instr({0}, {1}) > 0",
     json_string="json_quote({})",
+    json_kind="json_type(e.payload, '{}')",
+    json_text="json_extract(e.payload, '{}')",
+    string_kind="text",
+    path=("$", '."{}"', "", ""),
 )
 POSTGRES: Final = Dialect(
     mark="%s",
@@ -69,6 +83,10 @@ POSTGRES: Final = Dialect(
     now="now()",
     contains="strpos({0}, {1}) > 0",
     json_string="to_json(({})::text)::text",
+    json_kind="jsonb_typeof(e.payload #> '{}')",
+    json_text="(e.payload #>> '{}')",
+    string_kind="string",
+    path=("{", "{}", ",", "}"),
 )
 
 
@@ -141,6 +159,15 @@ class Queries:
             f"WHERE e.seq >= {m} AND e.seq < {m} ON CONFLICT DO NOTHING"
         )
         self.file_by_entity_row = f"({m}, {m}, {m})"
+        # The entities that receipts of some types name in a value ({value}, a string), under
+        # their entity's key: (entity type named, state) as arguments, the types in {types}.
+        self.mention_by_entity = (
+            f"INSERT INTO {s}ledger_state_mentions_v0 (entity, state, state_key) "
+            f"SELECT DISTINCT {m} || ':' || x.v, {m}, x.k FROM (SELECT {{value}} AS v, "
+            f"{entity_key} || ']' AS k FROM {s}ledger_events_v0 e WHERE e.seq >= {m} "
+            f"AND e.seq < {m} AND e.event_type IN ({{types}}){{entity_types}}) x "
+            "WHERE x.v IS NOT NULL AND x.v <> '' ON CONFLICT DO NOTHING"
+        )
         self.rows_of_types = (
             f"{self.select} WHERE e.seq >= {m} AND e.seq < {m} AND e.event_type IN ({{}}) "
             "ORDER BY e.seq"
@@ -196,6 +223,30 @@ class Queries:
             f"INSERT INTO {s}tlog_keys (idx, verifier_key, from_size, rotation, recorded_at) "
             f"VALUES ({m}, {m}, {m}, {m}, {m})"
         )
+
+    def source(self, source: Any) -> tuple[str, str] | None:
+        """A state definition's source (catalog/states.py) as SQL over the journal row ``e``:
+        (whether it is present and not null, its value if a string, else NULL), as
+        ``fold.resolve`` reads it; None where only Python says it exactly."""
+        d = self.dialect
+        if isinstance(source, dict):
+            parts = [self.source(s) for s in source.get("first", [None])]
+            if not all(parts):
+                return None
+            found = [p for p in parts if p is not None]
+            whens = " ".join(f"WHEN {present} THEN {text}" for present, text in found)
+            return " OR ".join(f"({present})" for present, _ in found), f"CASE {whens} END"
+        if isinstance(source, str) and source.startswith("/"):
+            names = source[1:].split("/")
+            if not all(_NAME.fullmatch(n) for n in names):
+                return None  # escapes, array indexes: Python's
+            opening, name, separator, closing = d.path
+            path = opening + separator.join(name.format(n) for n in names) + closing
+            kind = d.json_kind.format(path)
+            text = f"CASE WHEN {kind} = '{d.string_kind}' THEN {d.json_text.format(path)} END"
+            return f"coalesce({kind}, 'null') <> 'null'", text
+        column = _COLUMNS.get(source)
+        return None if column is None else (f"{column} IS NOT NULL", column)
 
     def checkpoint(self, size: int | None) -> tuple[str, tuple[Any, ...]]:
         """The checkpoint of this size, or the latest one."""
