@@ -187,6 +187,8 @@ def test_smoke_append_read_checkpoint_prove(server: Server) -> None:
             events = sse_events(stream)
             assert next(events)["id"] == "1"
             assert next(events)["id"] == "2"
+            audited = next(events)  # the decision's audit event follows it, under its id
+            assert (audited["event"], audited["id"]) == ("audit", "2")
             client.post("/v0/receipts", json=refund("r-live"))
             live = next(events)
             assert live["id"] == "3" and json.loads(live["data"])["entity_id"] == "r-live"

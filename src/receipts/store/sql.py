@@ -130,6 +130,7 @@ class Queries:
         )
         self._render_log(d)
         self._render_states(d)
+        self._render_filing(d)
 
     def _render_states(self, d: Dialect) -> None:
         """The derived states' index and the projector's cursor (receipts.project)."""
@@ -147,27 +148,6 @@ class Queries:
             "ON CONFLICT DO NOTHING"
         )
         self.state_index_row = f"({m}, {m}, {m}, {d.uuid})"
-        # File the receipts of [start, end) under their entity's key ('["type:id"]') for the
-        # states keyed by the entity alone: (event type, state, entity type or '') rows in {}.
-        entity_key = "'[' || " + d.json_string.format("e.entity_type || ':' || e.entity_id")
-        self.file_by_entity = (
-            f"WITH f (event_type, state, entity_type) AS (VALUES {{}}) "
-            f"INSERT INTO {index} (state, state_key, seq, logical_id) "
-            f"SELECT f.state, {entity_key} || ']', e.seq, e.logical_id "
-            f"FROM {s}ledger_events_v0 e JOIN f ON f.event_type = e.event_type "
-            f"AND (f.entity_type = '' OR f.entity_type = e.entity_type) "
-            f"WHERE e.seq >= {m} AND e.seq < {m} ON CONFLICT DO NOTHING"
-        )
-        self.file_by_entity_row = f"({m}, {m}, {m})"
-        # The entities that receipts of some types name in a value ({value}, a string), under
-        # their entity's key: (entity type named, state) as arguments, the types in {types}.
-        self.mention_by_entity = (
-            f"INSERT INTO {s}ledger_state_mentions_v0 (entity, state, state_key) "
-            f"SELECT DISTINCT {m} || ':' || x.v, {m}, x.k FROM (SELECT {{value}} AS v, "
-            f"{entity_key} || ']' AS k FROM {s}ledger_events_v0 e WHERE e.seq >= {m} "
-            f"AND e.seq < {m} AND e.event_type IN ({{types}}){{entity_types}}) x "
-            "WHERE x.v IS NOT NULL AND x.v <> '' ON CONFLICT DO NOTHING"
-        )
         self.rows_of_types = (
             f"{self.select} WHERE e.seq >= {m} AND e.seq < {m} AND e.event_type IN ({{}}) "
             "ORDER BY e.seq"
@@ -198,6 +178,32 @@ class Queries:
             f"INSERT INTO {s}ledger_projector_v0 (name, next_seq, definitions) VALUES ({m}, {m}, "
             f"{m}) ON CONFLICT (name) DO UPDATE SET next_seq = excluded.next_seq, "
             "definitions = excluded.definitions"
+        )
+
+    def _render_filing(self, d: Dialect) -> None:
+        """The projector's statements that file in SQL (receipts.project), no receipt read."""
+        m, s = d.mark, d.schema
+        index = f"{s}ledger_state_index_v0"
+        # File the receipts of [start, end) under their entity's key ('["type:id"]') for the
+        # states keyed by the entity alone: (event type, state, entity type or '') rows in {}.
+        entity_key = "'[' || " + d.json_string.format("e.entity_type || ':' || e.entity_id")
+        self.file_by_entity = (
+            f"WITH f (event_type, state, entity_type) AS (VALUES {{}}) "
+            f"INSERT INTO {index} (state, state_key, seq, logical_id) "
+            f"SELECT f.state, {entity_key} || ']', e.seq, e.logical_id "
+            f"FROM {s}ledger_events_v0 e JOIN f ON f.event_type = e.event_type "
+            f"AND (f.entity_type = '' OR f.entity_type = e.entity_type) "
+            f"WHERE e.seq >= {m} AND e.seq < {m} ON CONFLICT DO NOTHING"
+        )
+        self.file_by_entity_row = f"({m}, {m}, {m})"
+        # The entities that receipts of some types name in a value ({value}, a string), under
+        # their entity's key: (entity type named, state) as arguments, the types in {types}.
+        self.mention_by_entity = (
+            f"INSERT INTO {s}ledger_state_mentions_v0 (entity, state, state_key) "
+            f"SELECT DISTINCT {m} || ':' || x.v, {m}, x.k FROM (SELECT {{value}} AS v, "
+            f"{entity_key} || ']' AS k FROM {s}ledger_events_v0 e WHERE e.seq >= {m} "
+            f"AND e.seq < {m} AND e.event_type IN ({{types}}){{entity_types}}) x "
+            "WHERE x.v IS NOT NULL AND x.v <> '' ON CONFLICT DO NOTHING"
         )
 
     def _render_log(self, d: Dialect) -> None:
