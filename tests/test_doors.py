@@ -345,6 +345,10 @@ def test_rules_switched_off_for_a_backfill(ledger_url: str) -> None:
         resumed = ledger.get(switch.evidence[1]["id"])
         assert resumed.payload["suspension"] == suspension
         assert resumed.payload["writer"].endswith(f"(pid {os.getpid()})")
+    twice = Ledger.open(ledger_url, rules=False)
+    write(twice, "refund_requested", "refund:rf_4", REQUESTED)
+    twice.close()
+    twice.close()  # nothing more: one suspension, one resumption
     # A writer that never writes records nothing; one that dies leaves its suspension open.
     with Ledger.open(ledger_url, rules=False) as reader:
         reader.state("refund", ["refund:rf_1"])
@@ -353,7 +357,7 @@ def test_rules_switched_off_for_a_backfill(ledger_url: str) -> None:
     crashed.store.close()  # no resumption recorded
     with Ledger.open(ledger_url) as ledger:
         switch = ledger.state("lifecycle_rules", ["ledger:lifecycle_rules"])
-        assert switch.value["status"] == "suspended" and switch.value["suspensions"] == 2
+        assert switch.value["status"] == "suspended" and switch.value["suspensions"] == 3
         assert len(switch.value["openSuspensions"]) == 1
 
 

@@ -116,11 +116,11 @@ class Ledger:
     def close(self) -> None:
         """Close the store; a writer that suspended the rules first records that it resumes
         them (if it cannot, the suspension stays open in the ledger: what it claims is true)."""
+        off, self._rules_off = self._rules_off, None  # recorded once, if closed twice too
         try:
-            if self._rules_off is not None and self._rules_off.receipt_id is not None:
-                request = self._rules_off.resumed()
+            if off is not None and off.receipt_id is not None:
                 with suppress(ReceiptsError):
-                    self.append(request)
+                    self.append(off.resumed())
         finally:
             self.store.close()
 
