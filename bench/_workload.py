@@ -8,13 +8,14 @@ shared between requests (nothing on the write path mutates a payload).
 
 Cycling every type over scattered entities breaks the lifecycle rules of docs/doors.md (a
 ``refund_completed`` with no approval), so the benches that write it open their ledgers with
-``rules=False``; the derived states are still filed, and the ledger records the switch: one
-``lifecycle_rules_suspended`` receipt with the first batch (``SWITCH``), one
-``lifecycle_rules_resumed`` when the ledger closes (docs/doors.md).
+``without_rules()``: the derived states are still filed, there is nothing to check, and so no
+back-fill's switch to record (``rules=False`` would record one: docs/doors.md).
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import hashlib
 import os
 import platform
@@ -31,7 +32,13 @@ from receipts.catalog import Catalog
 # Every catalog type lists service_role_pipeline among its writers, and append_batch takes
 # one producer per call.
 PRODUCER = "service_role_pipeline"
-SWITCH = 1  # the lifecycle_rules_suspended receipt a ledger opened with rules=False writes first
+
+
+def without_rules(catalog: Catalog | None = None) -> Catalog:
+    """``catalog`` (the built-in one by default), copied, with no lifecycle rules."""
+    out = copy.copy(catalog or Catalog.load())
+    out.states = {n: dataclasses.replace(s, rules=False) for n, s in out.states.items()}
+    return out
 
 
 _DISTS = ("receipts", "eventsourcing", "jsonschema", "jsonschema-rs", "orjson", "rfc8785")

@@ -30,7 +30,7 @@ from contextlib import contextmanager
 
 import orjson
 import psycopg
-from _workload import PRODUCER, SWITCH, machine, make_requests, median
+from _workload import PRODUCER, machine, make_requests, median, without_rules
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 
@@ -65,14 +65,14 @@ def backend_cpu(pid: int) -> float:
 
 def run_ours(requests: list[dict]) -> tuple[float, float, float]:
     """Wall seconds, client CPU seconds and the backend's CPU seconds of the import."""
-    with database() as name, Ledger.open(url(name), rules=False) as ledger:
+    with database() as name, Ledger.open(url(name), catalog=without_rules()) as ledger:
         pid = ledger.store.execute("SELECT pg_backend_pid()")[0][0]  # type: ignore[attr-defined]
         server, client, start = backend_cpu(pid), time.process_time(), time.perf_counter()
         for i in range(0, len(requests), BATCH):
             ledger.append_batch(requests[i : i + BATCH], producer=PRODUCER)
         elapsed = time.perf_counter() - start
         client, server = time.process_time() - client, backend_cpu(pid) - server
-        assert ledger.size() == len(requests) + SWITCH
+        assert ledger.size() == len(requests)
         return elapsed, client, server
 
 
@@ -93,11 +93,11 @@ def run_es(events: list[StoredEvent]) -> float:
 WRITER = """
 import sys, time
 sys.path.insert(0, sys.argv[4])
-from _workload import make_requests
+from _workload import make_requests, without_rules
 from receipts import Ledger
 url, n, tag = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 requests = make_requests(n)
-with Ledger.open(url, rules=False) as ledger:
+with Ledger.open(url, catalog=without_rules()) as ledger:
     print("ready", flush=True)
     sys.stdin.readline()
     for r in requests:
@@ -110,7 +110,7 @@ def run_concurrent(writers: int, per_writer: int) -> float:
     """Receipts/s of ``writers`` processes each appending ``per_writer`` single receipts."""
     here = os.path.dirname(os.path.abspath(__file__))
     with database() as name:
-        Ledger.open(url(name), rules=False).close()  # migrate once, before the clock
+        Ledger.open(url(name), catalog=without_rules()).close()  # migrate once, before the clock
         procs = [
             subprocess.Popen([sys.executable, "-c", WRITER, url(name), str(per_writer), f"w{w}",
                               here], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -125,8 +125,8 @@ def run_concurrent(writers: int, per_writer: int) -> float:
             p.stdin.flush()
         assert all(p.wait(timeout=900) == 0 for p in procs)
         elapsed = time.perf_counter() - start
-        with Ledger.open(url(name), rules=False) as ledger:
-            assert ledger.size() == writers * (per_writer + SWITCH + 1)  # each one resumed
+        with Ledger.open(url(name), catalog=without_rules()) as ledger:
+            assert ledger.size() == writers * per_writer
             seqs = [
                 s for (s,) in ledger.store.execute("SELECT seq FROM ledger_events_v0 ORDER BY seq")
             ]  # type: ignore[attr-defined]

@@ -21,7 +21,7 @@ import json
 import statistics
 
 import psycopg
-from _workload import PRODUCER, machine, make_requests
+from _workload import PRODUCER, machine, make_requests, without_rules
 from postgres import BATCH, backend_cpu, database, url
 
 from receipts import Ledger
@@ -49,7 +49,7 @@ VARIANTS: dict[str, tuple[str, ...]] = {
 
 def journal_rows(name: str, n: int) -> bytes:
     """The journal of ``n`` receipts imported by the library, as binary COPY data."""
-    with Ledger.open(url(name), rules=False) as ledger:
+    with Ledger.open(url(name), catalog=without_rules()) as ledger:
         requests = make_requests(n)
         for i in range(0, n, BATCH):
             ledger.append_batch(requests[i : i + BATCH], producer=PRODUCER)

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import pymerkle
-from _workload import PRODUCER, machine, make_requests, median
+from _workload import PRODUCER, machine, make_requests, median, without_rules
 
 from receipts import Ledger
 from receipts.tlog import Signer
@@ -34,7 +34,7 @@ BATCH = 5000
 def ingest(path: Path, requests: list[dict], integrate: bool) -> float:
     """Batched ingest; with ``integrate`` every batch also extends the Merkle tree (in the same
     transaction, the default), without it the tree is left for later."""
-    with Ledger.open(path, rules=False) as ledger:
+    with Ledger.open(path, catalog=without_rules()) as ledger:
         ledger.integrate_on_append = integrate
         start = time.perf_counter()
         for i in range(0, len(requests), BATCH):
@@ -56,7 +56,7 @@ def main() -> None:
 
     # --- build the 1M-receipt ledger once (not timed) ---
     db = tmp / "big.db"
-    ledger = Ledger.open(db, signer=Signer.generate("bench.example/log"), rules=False)
+    ledger = Ledger.open(db, signer=Signer.generate("bench.example/log"), catalog=without_rules())
     t = time.perf_counter()
     for i in range(0, len(requests), BATCH):
         ledger.append_batch(requests[i : i + BATCH], producer=PRODUCER)

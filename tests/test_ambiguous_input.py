@@ -236,3 +236,18 @@ def test_a_receipt_time_offset_that_is_not_one_is_refused(api: Api) -> None:
     with pytest.raises(ValidationError):
         api.ledger.append(body)
     assert api.ledger.size() == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "pointers"),
+    [
+        ("/v0/receipts?limit=1&limit=2", ["/limit"]),
+        ("/v0/proofs/consistency?from=0&to=1&from=1", ["/from"]),
+        ("/v0/proofs/inclusion?seq=0&seq=1&size=1&size=1", ["/seq", "/size"]),
+        ("/v0/state/refund/refund:rf_1?at_seq=1&at_seq=2", ["/at_seq"]),
+    ],
+)
+def test_a_query_parameter_given_twice_is_refused(api: Api, url: str, pointers: list[str]) -> None:
+    problem = assert_problem(api.client.get(url, headers=SERVICE), 400, "format_invalid", pointers)
+    assert all("given 2 times" in e["message"] for e in problem["errors"])
+    assert api.client.get(url.split("&")[0], headers=SERVICE).status_code != 400

@@ -231,9 +231,8 @@ class Ledger:
         """Store ``items`` in one transaction. ``ids`` and ``targets`` must include every
         request's id and supersedes_id (they are looked up before the first row is written)."""
         now = format_time(self._clock())
-        off = self._rules_off
-        switch = off is not None and off.receipt_id is None
-        if off is not None and switch:  # recorded with the first receipt written unchecked
+        off = self._rules_off if self._rules_off and self._rules_off.receipt_id is None else None
+        if off is not None:  # recorded with the first receipt written unchecked
             items = chain(self.pending([off.suspended()], pointers=[""]), items)
         with self.store.write() as txn:
             batch = Batch(txn, now)
@@ -242,7 +241,7 @@ class Ledger:
             if self.integrate_on_append:
                 merkle.integrate_appended(txn, batch.new, now)
         self.projection.committed(batch.new)
-        if off is not None and switch:
+        if off is not None:
             off.receipt_id = stored[0].id
             return stored[1:]
         return stored

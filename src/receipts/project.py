@@ -156,8 +156,7 @@ class Projection:
         end = txn.next_seq()
         txn.file_by_entity(self.by_entity, start, end)
         left = txn.mention_by_entity(self.mentions_by_entity, start, end)
-        in_sql = {self.mentions_by_entity[i][1] for i in range(len(self.mentions_by_entity))}
-        in_sql -= {self.mentions_by_entity[i][1] for i in left}
+        in_sql = {state for _, state, _, _, _ in self.mentions_by_entity} - left
         about = {t for t, states in self.about.items() if any(s.name not in in_sql for s in states)}
         types = sorted(self.by_type.keys() | about)
         for first in range(start, end, PAGE):

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 from ..errors import ReceiptsError
 from ..ledger import Ledger
 from . import docs, events, health, proofs, receipts, states, stream
-from .body import reject_nul_params
+from .body import check_params
 from .metrics import MetricsMiddleware
 from .problems import handle_http_exception, handle_receipts_error, handle_request_validation
 from .service import ReceiptsAPI, Service
@@ -51,7 +51,7 @@ def create_app(ledger: Ledger, settings: Settings) -> ReceiptsAPI:
         summary="A verifiable receipts ledger: append, query, prove.",
         version="0.1.0",
         lifespan=lifespan,
-        dependencies=[Depends(reject_nul_params)],
+        dependencies=[Depends(check_params)],
         docs_url=None,  # docs.install serves /docs without a CDN
         redoc_url=None,
     )

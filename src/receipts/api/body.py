@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from starlette.requests import Request
 
 from ..errors import (
+    ErrorDetail,
     FormatError,
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
     ValidationError,
+    json_pointer,
 )
 from ..jsontext import loads
 from ..validate import nul_problems
@@ -50,11 +53,22 @@ def reject_nul(value: Any, pointer: str = "") -> None:
         raise ValidationError("the request holds U+0000 (NUL)", problems)
 
 
-async def reject_nul_params(request: Request) -> None:
-    """App-wide dependency: path and query parameters holding U+0000 are a 422. (Async, so
-    FastAPI does not hop to a worker thread for it on every request.)"""
+async def check_params(request: Request) -> None:
+    """App-wide dependency: a query parameter given twice is a 400 (which one would count is
+    a guess), path and query parameters holding U+0000 a 422. (Async, so FastAPI does not hop
+    to a worker thread for it on every request.)"""
     scope = request.scope
-    if b"%00" not in scope.get("query_string", b"") and "\x00" not in scope.get("path", ""):
+    query = scope.get("query_string", b"")
+    if b"&" in query:
+        names = Counter(name for name, _ in request.query_params.multi_items())
+        twice = [name for name, n in names.items() if n > 1]
+        if twice:
+            raise FormatError(
+                "ambiguous query: a parameter is given more than once",
+                [ErrorDetail(json_pointer(name), f"given {names[name]} times; give it once")
+                 for name in twice],
+            )  # fmt: skip
+    if b"%00" not in query and "\x00" not in scope.get("path", ""):
         return
     params = [*request.path_params.items(), *request.query_params.multi_items()]
     reject_nul(dict(params))

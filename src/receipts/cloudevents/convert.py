@@ -145,7 +145,7 @@ def as_stored(prior: Receipt, request: dict[str, Any]) -> dict[str, Any] | None:
     stored = {k: v for k, v in prior.payload.items() if k in given or k not in CONVENTIONS}
     if _meaning(stored) != _meaning(given):
         return None
-    if "occurred_at" in request and instant(request["occurred_at"])[0] != prior.occurred_at:
+    if "occurred_at" in request and normalize_time(request["occurred_at"]) != prior.occurred_at:
         return None
     return {**request, "payload": copy.deepcopy(prior.payload), "occurred_at": prior.occurred_at}
 

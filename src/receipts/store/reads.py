@@ -155,16 +155,16 @@ class StateIndex:
         mentions: Sequence[tuple[str, str, Any, Sequence[str], Sequence[str] | None]],
         start: int,
         end: int,
-    ) -> list[int]:
+    ) -> set[str]:
         """Note, in SQL, the entities that receipts with seqs in [start, end) name in a value,
         for states keyed by the entity: ``(entity type named, state, source, its event types,
-        its entity types or None)`` each. Returns the indexes of the mentions SQL cannot say
-        (``Queries.source``): Python's to make."""
-        left = []
-        for i, (named, state, source, types, entity_types) in enumerate(mentions):
+        its entity types or None)`` each. Returns the states with a source SQL cannot say
+        (``Queries.source``): Python's to note."""
+        left = set()
+        for named, state, source, types, entity_types in mentions:
             value = self._sql.source(source)
             if value is None:
-                left.append(i)
+                left.add(state)
                 continue
             mark = self._sql.dialect.mark
             only = "" if entity_types is None else (

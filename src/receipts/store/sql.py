@@ -236,10 +236,10 @@ class Queries:
         ``fold.resolve`` reads it; None where only Python says it exactly."""
         d = self.dialect
         if isinstance(source, dict):
-            parts = [self.source(s) for s in source.get("first", [None])]
-            if not all(parts):
-                return None
-            found = [p for p in parts if p is not None]
+            parts = [self.source(s) for s in source.get("first", ())]
+            if not parts or None in parts:
+                return None  # a constant, or a part only Python says
+            found = [p for p in parts if p is not None]  # (for the type checker: all of them)
             whens = " ".join(f"WHEN {present} THEN {text}" for present, text in found)
             return " OR ".join(f"({present})" for present, _ in found), f"CASE {whens} END"
         if isinstance(source, str) and source.startswith("/"):
